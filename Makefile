@@ -1,0 +1,37 @@
+# Two entry points for a fresh Debian machine: `make demo` and `make test`.
+# Each does its own set-up: Debian packages when missing, a virtualenv, the project.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := docker-registry skopeo
+
+.PHONY: setup system-deps demo test lint bench clean
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: system-deps $(VENV)/.installed
+
+demo: setup
+	$(PY) -m ferry.demo
+
+test: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,3 @@
+from ferry.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""Inputs become plans: lists of Jobs (source ref → destination ref)."""

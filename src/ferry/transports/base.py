@@ -1,0 +1,50 @@
+"""The only seam between the copy algorithm and where bytes live.
+
+A Source or Destination is bound to one image location: a repository in a registry, an OCI
+layout plus a name, a directory, a docker archive. ``copy.py`` is written once against these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from ferry.media import Descriptor, Manifest
+
+
+class Source(Protocol):
+    """Something images are read from."""
+
+    async def get_manifest(self, reference: str) -> Manifest:
+        """The manifest named by a tag or a digest, bytes exactly as stored (digest-verified)."""
+        ...
+
+    def read_blob(self, desc: Descriptor) -> AsyncIterator[bytes]:
+        """Stream a blob's bytes in chunks. The caller verifies the digest while streaming."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Destination(Protocol):
+    """Something images are written to. Writes are idempotent."""
+
+    async def has_blob(self, desc: Descriptor) -> bool: ...
+
+    async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        """Store a blob from a stream; the destination must refuse content that does not match."""
+        ...
+
+    async def has_manifest(self, reference: str) -> str | None:
+        """The digest stored under a tag or digest, or None when absent."""
+        ...
+
+    async def put_manifest(self, manifest: Manifest, reference: str) -> None:
+        """Store manifest bytes exactly as given, under a tag or its digest."""
+        ...
+
+    async def commit(self) -> None:
+        """Finish writing (an archive closes its file, a layout writes index.json); no-op for registries."""
+        ...
+
+    async def close(self) -> None: ...
