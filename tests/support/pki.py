@@ -138,9 +138,7 @@ class CA:
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         )
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -198,7 +196,8 @@ class TokenSigner:
         dirpath.mkdir(parents=True, exist_ok=True)
         key = _new_key()
         cert = _self_signed(key, "ferry test token signer", ca=True)
-        return cls(dirpath, _write_cert(cert, dirpath / "token-signer.crt"), _write_key(key, dirpath / "token-signer.key"))
+        cert_path = _write_cert(cert, dirpath / "token-signer.crt")
+        return cls(dirpath, cert_path, _write_key(key, dirpath / "token-signer.key"))
 
     @property
     def key_id(self) -> str:
@@ -231,9 +230,7 @@ class TokenSigner:
             "nbf": now - 10,
             "iat": now,
             "jti": uuid.uuid4().hex,
-            "access": [
-                {"type": a["type"], "name": a["name"], "actions": list(a.get("actions", []))} for a in access
-            ],
+            "access": [{"type": a["type"], "name": a["name"], "actions": list(a.get("actions", []))} for a in access],
         }
         headers: dict[str, object] = {"typ": "JWT"}
         if header == "x5c":
