@@ -188,3 +188,28 @@ def platform_matches(desc: Descriptor, os: str | None, arch: str | None, variant
     if arch and p.get("architecture") != arch:
         return False
     return not (variant and p.get("variant") != variant)
+
+
+def manifest_digest(raw: bytes) -> str:
+    """The digest a registry gives these manifest bytes; for signed schema1, of the JWS payload."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return sha256_digest(raw)
+    if isinstance(body, dict) and body.get("schemaVersion") == 1 and isinstance(body.get("signatures"), list):
+        return sha256_digest(_schema1_payload(raw, body))
+    return sha256_digest(raw)
+
+
+def _schema1_payload(raw: bytes, body: dict[str, Any]) -> bytes:
+    """Strip the JWS signatures from signed schema1 bytes (libtrust's formatLength/formatTail)."""
+    import base64
+
+    try:
+        protected = body["signatures"][0]["protected"]
+        header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        length = int(header["formatLength"])
+        tail = base64.urlsafe_b64decode(header["formatTail"] + "=" * (-len(header["formatTail"]) % 4))
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ProtocolError("signed schema1 manifest has an unreadable signature header") from None
+    return raw[:length] + tail

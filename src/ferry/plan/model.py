@@ -10,13 +10,20 @@ from ferry.refs import RegistryRef
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """A username and secret. ``repr`` never shows the secret."""
+    """A username and secret. ``repr`` never shows the secret.
+
+    ``identity_token`` is a registry refresh token (docker's ``identitytoken``, image-syncer's
+    ``identityToken``): when set, the bearer-token exchange uses ``grant_type=refresh_token`` with it
+    instead of the password.
+    """
 
     username: str
     password: str = field(repr=False)
+    identity_token: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        return f"Credential(username={self.username!r}, password=<hidden>)"
+        token = ", identity_token=<hidden>" if self.identity_token else ""
+        return f"Credential(username={self.username!r}, password=<hidden>{token})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +78,15 @@ class TagSelector:
 class Rule:
     """One line of a sync config before tags are listed: a source repository and its destination.
 
-    ``destination.tag`` renames a single tag; otherwise each source tag keeps its name.
+    ``destination.tag`` renames a single tag; otherwise each source tag keeps its name, plus
+    ``tag_suffix`` (skopeo sync ``--append-suffix``) when set.
     """
 
     source: RegistryRef  # repository only (tag/digest live in ``select``)
     select: TagSelector
     destination: RegistryRef  # repository, with a tag only when renaming one tag
     origin: str = ""  # where the rule came from, for error messages ("images.json: key 'a/b'")
+    tag_suffix: str = ""  # appended to each kept source tag (not to a renamed tag, never to a digest)
 
 
 @dataclass(frozen=True, slots=True)

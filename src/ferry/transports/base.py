@@ -6,7 +6,7 @@ layout plus a name, a directory, a docker archive. ``copy.py`` is written once a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from ferry.media import Descriptor, Manifest
@@ -31,8 +31,9 @@ class Destination(Protocol):
 
     async def has_blob(self, desc: Descriptor) -> bool: ...
 
-    async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes]) -> None:
-        """Store a blob from a stream; the destination must refuse content that does not match."""
+    async def put_blob(self, desc: Descriptor, open_stream: Callable[[], AsyncIterator[bytes]]) -> None:
+        """Store a blob. ``open_stream()`` gives a fresh, digest-verifying stream of its bytes each time it
+        is called (a transport may call it again to retry); content that does not match must not be kept."""
         ...
 
     async def has_manifest(self, reference: str) -> str | None:
@@ -48,3 +49,16 @@ class Destination(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Mountable(Protocol):
+    """A Destination that can link a blob it already holds elsewhere (a registry's cross-repo mount)."""
+
+    store_key: str  # blobs are shared within one store (a registry host)
+    name: str  # the repository inside the store
+
+    async def mount_or_put_blob(
+        self, desc: Descriptor, from_name: str, open_stream: Callable[[], AsyncIterator[bytes]]
+    ) -> bool:
+        """Mount the blob from ``from_name`` (True), or upload it in the session the store offers (False)."""
+        ...

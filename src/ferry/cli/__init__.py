@@ -1,0 +1,1 @@
+"""Thin porcelain: argument parsing and output; no protocol logic lives here."""

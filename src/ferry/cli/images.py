@@ -1,0 +1,328 @@
+"""skopeo's everyday commands: copy, inspect, list-tags, delete, manifest-digest, login, logout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ferry.auth import credentials
+from ferry.cli.main import app, run_async
+from ferry.cli.options import Side, access_map, parse_bool, warn_argv_password
+from ferry.connect import Connections
+from ferry.copy import ImageCopier, select_platform
+from ferry.errors import NotFoundError, UsageError
+from ferry.media import manifest_digest
+from ferry.plan.model import Access, AccessMap, Credential
+from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
+
+TLS_HELP = "Require HTTPS and verify certificates (default true); false also allows plain HTTP."
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1000
+    return f"{n} B"
+
+
+@app.command()
+def copy(
+    source: str = typer.Argument(..., metavar="SOURCE-IMAGE"),
+    destination: str = typer.Argument(..., metavar="DESTINATION-IMAGE"),
+    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]",
+                                         help="Source credentials; without :PASS from FERRY_SRC_PASSWORD or a prompt."),
+    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]",
+                                          help="Destination credentials; without :PASS from FERRY_DEST_PASSWORD."),
+    src_tls_verify: str = typer.Option("true", "--src-tls-verify", help=TLS_HELP),
+    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify", help=TLS_HELP),
+    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir", help="ca.crt, client.cert/key for the source."),
+    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir", help="ca.crt, client.cert/key for the dest."),
+    authfile: str | None = typer.Option(None, "--authfile", help="Auth file (docker config.json format)."),
+    src_authfile: str | None = typer.Option(None, "--src-authfile"),
+    dest_authfile: str | None = typer.Option(None, "--dest-authfile"),
+    platform: str | None = typer.Option(None, "--platform", metavar="OS/ARCH[/VARIANT]",
+                                        help="Copy only this platform of a multi-platform image."),
+    all_images: bool = typer.Option(True, "--all", "-a",
+                                    help="Accepted for skopeo compatibility: every platform is copied by default."),
+    force: bool = typer.Option(False, "--force", help="Copy even when the destination already has this digest."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+) -> None:
+    """Copy an image (all platforms, digests preserved) between registries and local layouts."""
+    src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
+    src_side = Side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-", "FERRY_SRC_PASSWORD")
+    dst_side = Side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-",
+                    "FERRY_DEST_PASSWORD")
+    amap = access_map((src_ref, src_side), (dst_ref, dst_side))
+
+    async def go() -> None:
+        conns = Connections(amap)
+        src, dst = conns.source(src_ref), conns.destination(dst_ref)
+        try:
+            reference = src_ref.reference if isinstance(src_ref, RegistryRef) else (src_ref.name or "")
+            if isinstance(dst_ref, RegistryRef):
+                dst_tag = dst_ref.tag
+                if dst_ref.digest:
+                    raise UsageError("a destination cannot name a digest; give a tag or none")
+            else:
+                dst_tag = dst_ref.name
+            result = await ImageCopier().copy(src, dst, reference, dst_tag, platform=platform, force=force)
+        finally:
+            await src.close()
+            if dst is not src:
+                await dst.close()
+            await conns.close()
+        if quiet:
+            return
+        s = result.stats
+        if result.skipped:
+            print(f"{destination} already has {result.digest}; nothing copied", file=sys.stderr)
+        else:
+            print(
+                f"Copied {source} to {destination}: {result.digest} "
+                f"({s.blobs_copied} blobs {_human(s.bytes_copied)}, {s.blobs_mounted} mounted, "
+                f"{s.blobs_skipped} already present, {s.manifests_pushed} manifests)",
+                file=sys.stderr,
+            )
+
+    run_async(go())
+
+
+def _registry_side(ref: RegistryRef, creds: str | None, tls_verify: str, cert_dir: str | None,
+                   authfile: str | None) -> Connections:
+    side = Side(creds, tls_verify, cert_dir, authfile, "", None)
+    return Connections(AccessMap(entries={f"{ref.registry}/{ref.repository}": side.access(ref)}))
+
+
+def _docker_ref(text: str) -> RegistryRef:
+    ref = parse_image_ref(text)
+    if not isinstance(ref, RegistryRef):
+        raise UsageError(f"{text!r}: this command works on docker:// references")
+    return ref
+
+
+def _config_summary(ref: RegistryRef, digest: str, tags: list[str], manifest: Any, config: dict[str, Any]) -> dict:
+    cfg = config.get("config") or config.get("container_config") or {}
+    layers = manifest.layers
+    return {
+        "Name": f"{ref.registry}/{ref.repository}",
+        "Digest": digest,
+        "RepoTags": tags,
+        "Created": config.get("created"),
+        "DockerVersion": config.get("docker_version", ""),
+        "Labels": cfg.get("Labels"),
+        "Architecture": config.get("architecture", ""),
+        **({"Variant": config["variant"]} if config.get("variant") else {}),
+        "Os": config.get("os", ""),
+        "Layers": [d.digest for d in layers],
+        "LayersData": [
+            {"MIMEType": d.media_type, "Digest": d.digest, "Size": d.size, "Annotations": d.annotations}
+            for d in layers
+        ],
+        "Env": cfg.get("Env"),
+    }
+
+
+@app.command()
+def inspect(
+    image: str = typer.Argument(..., metavar="IMAGE"),
+    raw: bool = typer.Option(False, "--raw", help="Print the manifest (or config with --config) exactly as stored."),
+    config: bool = typer.Option(False, "--config", help="Print the image configuration."),
+    creds: str | None = typer.Option(None, "--creds", metavar="USER[:PASS]"),
+    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
+    cert_dir: str | None = typer.Option(None, "--cert-dir"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+    no_tags: bool = typer.Option(False, "--no-tags", "-n", help="Do not list the repository's tags."),
+    platform: str = typer.Option("linux/amd64", "--platform", help="Platform to describe for an index."),
+) -> None:
+    """Show an image's manifest, configuration or a skopeo-style summary."""
+    ref = parse_image_ref(image)
+
+    async def go() -> None:
+        if isinstance(ref, RegistryRef):
+            conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
+        else:
+            conns = Connections()
+        src = conns.source(ref)
+        try:
+            reference = ref.reference if isinstance(ref, RegistryRef) else (ref.name or "")
+            top = await src.get_manifest(reference)
+            if raw and not config:
+                sys.stdout.buffer.write(top.raw)
+                sys.stdout.flush()
+                return
+            image_manifest = top
+            if top.is_index:
+                image_manifest = await src.get_manifest(select_platform(top, platform).digest)
+            cfg_desc = image_manifest.config
+            if cfg_desc is None:
+                cfg: dict[str, Any] = {}
+                cfg_raw = b"{}"
+            else:
+                chunks = [c async for c in src.read_blob(cfg_desc)]
+                cfg_raw = b"".join(chunks)
+                from ferry.media import verify_digest
+
+                verify_digest(cfg_raw, cfg_desc.digest, "image config")
+                try:
+                    cfg = json.loads(cfg_raw)
+                except ValueError:
+                    cfg = {}
+            if config:
+                if raw:
+                    sys.stdout.buffer.write(cfg_raw)
+                else:
+                    print(json.dumps(cfg, indent=4))
+                return
+            tags: list[str] = []
+            if isinstance(ref, RegistryRef) and not no_tags:
+                tags = await conns.client(ref.registry, conns.access.for_ref(ref)).list_tags(ref.repository)
+            name_ref = ref if isinstance(ref, RegistryRef) else RegistryRef("", str(ref))
+            print(json.dumps(_config_summary(name_ref, top.digest, tags, image_manifest, cfg), indent=4))
+        finally:
+            await src.close()
+            await conns.close()
+
+    run_async(go())
+
+
+@app.command("list-tags")
+def list_tags(
+    repository: str = typer.Argument(..., metavar="docker://HOST/REPOSITORY"),
+    creds: str | None = typer.Option(None, "--creds", metavar="USER[:PASS]"),
+    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
+    cert_dir: str | None = typer.Option(None, "--cert-dir"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+) -> None:
+    """List a repository's tags (every page, as skopeo prints them)."""
+    if not repository.startswith("docker://"):
+        raise UsageError(f"{repository!r}: list-tags takes docker://HOST/REPOSITORY")
+    ref = parse_docker_ref(repository[len("docker://"):], default_tag=False)
+    if ref.tag or ref.digest:
+        raise UsageError(f"{repository!r} names a tag or digest; list-tags takes a repository")
+
+    async def go() -> None:
+        conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
+        try:
+            tags = await conns.client(ref.registry, conns.access.for_ref(ref)).list_tags(ref.repository)
+        finally:
+            await conns.close()
+        print(json.dumps({"Repository": f"{ref.registry}/{ref.repository}", "Tags": tags}, indent=4))
+
+    run_async(go())
+
+
+@app.command()
+def delete(
+    image: str = typer.Argument(..., metavar="docker://HOST/REPOSITORY:TAG|@DIGEST"),
+    creds: str | None = typer.Option(None, "--creds", metavar="USER[:PASS]"),
+    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
+    cert_dir: str | None = typer.Option(None, "--cert-dir"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+) -> None:
+    """Delete an image: a tag is resolved to its digest, which is deleted (with every tag on it)."""
+    ref = _docker_ref(image)
+
+    async def go() -> None:
+        conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
+        client = conns.client(ref.registry, conns.access.for_ref(ref))
+        try:
+            digest = ref.digest or await client.head_manifest(ref.repository, ref.reference)
+            if digest is None:
+                raise NotFoundError(f"{ref}: no such image")
+            await client.delete_manifest(ref.repository, digest)
+        finally:
+            await conns.close()
+
+    run_async(go())
+
+
+@app.command("manifest-digest")
+def manifest_digest_cmd(path: Path = typer.Argument(..., metavar="MANIFEST-FILE")) -> None:
+    """Print the digest of a manifest file, as a registry would compute it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
+    print(manifest_digest(raw))
+
+
+def _host(value: str) -> str:
+    """``docker://host``, ``https://host/`` or ``host`` → ``host``."""
+    host = value.removeprefix("docker://").removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    if not host:
+        raise UsageError(f"invalid registry {value!r}", hint="expected a host name such as registry.example:5000")
+    return host
+
+
+@app.command()
+def login(
+    registry: str = typer.Argument(..., metavar="REGISTRY"),
+    username: str | None = typer.Option(None, "--username", "-u"),
+    password: str | None = typer.Option(None, "--password", "-p", help="Discouraged: visible in the process list."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    authfile: str | None = typer.Option(None, "--authfile"),
+    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
+    cert_dir: str | None = typer.Option(None, "--cert-dir"),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the credentials with the registry first."),
+) -> None:
+    """Check credentials with a registry and store them in the auth file (mode 0600)."""
+    host = _host(registry)
+    if password is not None:
+        warn_argv_password("--password")
+    if password_stdin:
+        if password is not None:
+            raise UsageError("--password and --password-stdin are mutually exclusive")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if username is None:
+        if not sys.stdin.isatty() or password_stdin:
+            raise UsageError("--username is required when not on a terminal")
+        username = input("Username: ")
+    if password is None:
+        import getpass
+
+        if not sys.stdin.isatty():
+            raise UsageError("no password: use --password-stdin")
+        password = getpass.getpass("Password: ")
+    cred = Credential(username, password)
+
+    async def check() -> None:
+        conns = Connections()
+        access = Access(credential=cred, tls_verify=parse_bool(tls_verify, "--tls-verify"), cert_dir=cert_dir)
+        try:
+            await conns.client(host, access).ping()
+        finally:
+            await conns.close()
+
+    if verify:
+        run_async(check())
+    path = Path(authfile) if authfile else credentials.default_write_file()
+    credentials.write_login(path, host, cred)
+    print("Login Succeeded!")
+
+
+@app.command()
+def logout(
+    registry: str | None = typer.Argument(None, metavar="REGISTRY"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+    all_: bool = typer.Option(False, "--all", "-a", help="Remove every stored credential."),
+) -> None:
+    """Remove stored credentials for a registry."""
+    path = Path(authfile) if authfile else credentials.default_write_file()
+    if all_:
+        if path.exists():
+            credentials.remove_all(path)
+        print("Removed login credentials for all registries")
+        return
+    if not registry:
+        raise UsageError("logout needs a REGISTRY or --all")
+    host = _host(registry)
+    if not credentials.remove_login(path, host):
+        raise NotFoundError(f"not logged into {host}")
+    print(f"Removed login credentials for {host}")
+

@@ -1,0 +1,247 @@
+"""Copy one image graph from a Source to a Destination, written once against the transport seam.
+
+Order is what keeps a destination whole: every blob of a manifest is present (verified by the
+destination against its digest) before the manifest is pushed; children before their index; the
+tag last. Manifests are pushed byte for byte, so digests are preserved — unless a platform filter
+is asked for, which rewrites an index and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ferry.errors import NotFoundError, UsageError
+from ferry.media import Descriptor, Manifest, parse_manifest, platform_matches
+from ferry.plan.model import PlatformFilter
+from ferry.transports.base import Destination, Mountable, Source
+from ferry.transports.registry import verified
+
+
+class Events(Protocol):
+    """What copying reports as it goes (progress bars, logs). All methods are optional no-ops."""
+
+    def blob_started(self, desc: Descriptor) -> None: ...
+    def bytes_moved(self, n: int) -> None: ...
+    def blob_done(self, desc: Descriptor, how: str) -> None: ...
+
+
+class NoEvents:
+    def blob_started(self, desc: Descriptor) -> None:
+        pass
+
+    def bytes_moved(self, n: int) -> None:
+        pass
+
+    def blob_done(self, desc: Descriptor, how: str) -> None:
+        pass
+
+
+class BlobLedger(Protocol):
+    """Which repositories of a store are known to hold a blob (kept across runs by the journal)."""
+
+    def holders(self, store: str, digest: str) -> set[str]: ...
+    def record(self, store: str, digest: str, repo: str) -> None: ...
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], set[str]] = {}
+
+    def holders(self, store: str, digest: str) -> set[str]:
+        return self._held.get((store, digest), set())
+
+    def record(self, store: str, digest: str, repo: str) -> None:
+        self._held.setdefault((store, digest), set()).add(repo)
+
+
+@dataclass(slots=True)
+class CopyStats:
+    blobs_copied: int = 0
+    blobs_mounted: int = 0
+    blobs_skipped: int = 0
+    bytes_copied: int = 0
+    manifests_pushed: int = 0
+
+    def add(self, other: CopyStats) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class CopyResult:
+    digest: str  # the digest now at the destination
+    source_digest: str
+    skipped: bool  # the destination already had it
+    stats: CopyStats = field(default_factory=CopyStats)
+    rewritten: bool = False  # a platform filter produced a new manifest
+
+
+class BlobTransfers:
+    """Moves blobs to destinations, each at most once per store: a blob already in flight is awaited
+    by the others that need it, then mounted into their repositories; concurrency is bounded."""
+
+    def __init__(self, *, concurrency: int = 8, ledger: BlobLedger | None = None, events: Events | None = None):
+        self.ledger: BlobLedger = ledger or MemoryLedger()
+        self.events: Events = events or NoEvents()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
+
+    async def ensure(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
+        store = getattr(dst, "store_key", None)
+        name = getattr(dst, "name", "")
+        if store is None:  # local destinations: no sharing to exploit
+            await self._check_or_upload(src, dst, desc, stats)
+            return
+        key = (store, desc.digest)
+        while (pending := self._inflight.get(key)) is not None:
+            await asyncio.shield(pending)
+        holders = self.ledger.holders(store, desc.digest)
+        if name in holders:
+            stats.blobs_skipped += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            if holders and isinstance(dst, Mountable):
+                await self._mount(src, dst, desc, sorted(holders)[0], stats)
+            else:
+                await self._check_or_upload(src, dst, desc, stats)
+            self.ledger.record(store, desc.digest, name)
+            fut.set_result(None)
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # waiters re-check; nobody needs this exception object
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _mount(self, src: Source, dst: Mountable, desc: Descriptor, from_name: str, stats: CopyStats) -> None:
+        async with self._slots:
+            self.events.blob_started(desc)
+            mounted = await dst.mount_or_put_blob(desc, from_name, self._stream(src, desc))
+        if mounted:
+            stats.blobs_mounted += 1
+        else:
+            stats.blobs_copied += 1
+            stats.bytes_copied += max(desc.size, 0)
+        self.events.blob_done(desc, "mounted" if mounted else "copied")
+
+    async def _check_or_upload(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
+        async with self._slots:
+            if await dst.has_blob(desc):
+                stats.blobs_skipped += 1
+                self.events.blob_done(desc, "present")
+                return
+            self.events.blob_started(desc)
+            await dst.put_blob(desc, self._stream(src, desc))
+        stats.blobs_copied += 1
+        stats.bytes_copied += max(desc.size, 0)
+        self.events.blob_done(desc, "copied")
+
+    def _stream(self, src: Source, desc: Descriptor) -> Callable[[], AsyncIterator[bytes]]:
+        events = self.events
+
+        def open_stream() -> AsyncIterator[bytes]:
+            async def counted() -> AsyncIterator[bytes]:
+                async for chunk in verified(src.read_blob(desc), desc, "copy"):
+                    events.bytes_moved(len(chunk))
+                    yield chunk
+
+            return counted()
+
+        return open_stream
+
+
+def filter_platforms(index: Manifest, platforms: PlatformFilter) -> Manifest:
+    """An index keeping only the children whose platform is selected: a new manifest, a new digest."""
+    keep = [
+        entry
+        for entry, desc in zip(index.body.get("manifests", []), index.children, strict=True)
+        if (not platforms.os or (desc.platform or {}).get("os") in platforms.os)
+        and (not platforms.arch or (desc.platform or {}).get("architecture") in platforms.arch)
+        and (not platforms.variant or (desc.platform or {}).get("variant") == platforms.variant)
+    ]
+    if not keep:
+        raise NotFoundError(f"index {index.digest} has no child for the selected platforms")
+    if len(keep) == len(index.children):
+        return index
+    body = dict(index.body, manifests=keep)
+    raw = json.dumps(body, indent=3).encode()
+    return parse_manifest(raw, index.media_type)
+
+
+def select_platform(index: Manifest, spec: str) -> Descriptor:
+    """The child of ``index`` for ``os/arch[/variant]`` (skopeo's --override-os/--override-arch)."""
+    parts = spec.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"invalid platform {spec!r}", hint="expected os/arch or os/arch/variant, e.g. linux/arm64")
+    os_, arch = parts[0], parts[1]
+    variant = parts[2] if len(parts) == 3 else None
+    for child in index.children:
+        if platform_matches(child, os_, arch, variant):
+            return child
+    available = ", ".join(c.platform_string for c in index.children) or "none"
+    raise NotFoundError(f"index {index.digest} has no {spec} image (available: {available})")
+
+
+class ImageCopier:
+    """Copies image graphs with shared blob transfers (one per run, shared by every image)."""
+
+    def __init__(self, transfers: BlobTransfers | None = None, *, manifest_concurrency: int = 4) -> None:
+        self.transfers = transfers or BlobTransfers()
+        self._manifest_slots = asyncio.Semaphore(manifest_concurrency)
+
+    async def copy(
+        self,
+        src: Source,
+        dst: Destination,
+        reference: str,
+        dst_tag: str | None,
+        *,
+        platform: str | None = None,
+        platforms: PlatformFilter | None = None,
+        force: bool = False,
+        root: Manifest | None = None,
+    ) -> CopyResult:
+        """Copy the image ``reference`` names; tag it ``dst_tag`` (or store it by digest when None)."""
+        root = root or await src.get_manifest(reference)
+        source_digest = root.digest
+        rewritten = False
+        if root.is_index and platform:
+            root = await src.get_manifest(select_platform(root, platform).digest)
+            rewritten = True
+        elif root.is_index and platforms is not None and platforms.active:
+            filtered = filter_platforms(root, platforms)
+            rewritten = filtered is not root
+            root = filtered
+        target = dst_tag or root.digest
+        if not force:
+            present = await dst.has_manifest(target)
+            if present == root.digest:
+                return CopyResult(root.digest, source_digest, skipped=True, rewritten=rewritten)
+        stats = CopyStats()
+        await self._copy_tree(src, dst, root, stats)
+        await dst.put_manifest(root, target)
+        stats.manifests_pushed += 1
+        await dst.commit()
+        return CopyResult(root.digest, source_digest, skipped=False, stats=stats, rewritten=rewritten)
+
+    async def _copy_tree(self, src: Source, dst: Destination, m: Manifest, stats: CopyStats) -> None:
+        """Everything ``m`` references, present at the destination; ``m`` itself is the caller's to push."""
+        if m.children:
+            await asyncio.gather(*(self._copy_child(src, dst, c, stats) for c in m.children))
+        if m.blobs:
+            await asyncio.gather(*(self.transfers.ensure(src, dst, b, stats) for b in m.blobs))
+
+    async def _copy_child(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
+        async with self._manifest_slots:
+            if await dst.has_manifest(desc.digest) == desc.digest:
+                return
+            child = await src.get_manifest(desc.digest)
+        await self._copy_tree(src, dst, child, stats)
+        await dst.put_manifest(child, desc.digest)
+        stats.manifests_pushed += 1

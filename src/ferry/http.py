@@ -1,0 +1,398 @@
+"""The one HTTP layer: connection pools, TLS, auth challenges, retries, redirects.
+
+Every request to a registry goes through :class:`RegistryHTTP`, one per registry host. Callers
+name the scope a request needs (``repository:proj/app:pull``); this layer obtains and caches the
+token, retries transient failures with backoff (honouring ``Retry-After``), follows redirects
+without carrying credentials to another host, and turns failures into ferry errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import aiohttp
+
+from ferry.auth.challenge import Challenge, TokenCache, parse_challenge
+from ferry.errors import AuthError, FerryError, NetworkError, NotFoundError, ProtocolError
+from ferry.plan.model import Access
+
+log = logging.getLogger("ferry.http")
+
+#: Bodies are either bytes (replayable) or a factory of fresh async byte streams (replayable too).
+Body = bytes | Callable[[], AsyncIterator[bytes]] | None
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+MAX_TOKEN_BYTES = 1024 * 1024
+#: Where containers and docker look for per-registry certificates (besides --cert-dir).
+SYSTEM_CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5  # total tries of one request
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), self.max_delay * 3)
+            except ValueError:
+                pass
+        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return backoff * (0.5 + random.random() / 2)  # jitter: spread retries of many clients
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters the report and benchmarks read."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+def tls_context(registry: str, access: Access) -> ssl.SSLContext | bool:
+    """Verification on by default; CA and client certificates from --cert-dir or certs.d."""
+    if not access.tls_verify:
+        return False
+    ctx = ssl.create_default_context()
+    dirs = [Path(access.cert_dir)] if access.cert_dir else [Path(d) / registry for d in SYSTEM_CERT_DIRS]
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for ca in sorted(d.glob("*.crt")):
+            ctx.load_verify_locations(cafile=str(ca))
+        for cert in sorted(d.glob("*.cert")):
+            key = cert.with_suffix(".key")
+            if not key.exists():
+                raise FerryError(f"client certificate {cert} has no matching key {key.name}")
+            ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+class RegistryHTTP:
+    """HTTP to one registry host with auth, TLS, retries and a connection limit."""
+
+    def __init__(
+        self,
+        registry: str,
+        access: Access,
+        *,
+        connections: int = 16,
+        retry: RetryPolicy | None = None,
+        user_agent: str = "ferry",
+        stats: Stats | None = None,
+    ) -> None:
+        self.registry = registry
+        self.access = access
+        self.retry = retry or RetryPolicy()
+        self.stats = stats or Stats()
+        self._ssl = tls_context(registry, access)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+        self._scheme: str | None = "http" if access.plain_http else None
+        self._scheme_lock = asyncio.Lock()
+        self._challenge: Challenge | None = None
+        self._tokens = TokenCache()
+        self._token_locks: dict[tuple[str, str | None, frozenset[str]], asyncio.Lock] = {}
+        self._user_agent = user_agent
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # Harbor's sid cookie makes later writes fail with "CSRF token invalid": keep none.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=120),
+                headers={"User-Agent": self._user_agent},
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def base_url(self) -> str:
+        """``scheme://host``; with TLS verification off, HTTPS is tried first, then plain HTTP (as skopeo)."""
+        if self._scheme is None:
+            async with self._scheme_lock:
+                if self._scheme is None:
+                    self._scheme = await self._probe_scheme()
+        return f"{self._scheme}://{self.registry}"
+
+    async def _probe_scheme(self) -> str:
+        if self.access.tls_verify:
+            return "https"
+        try:
+            async with self.session.get(f"https://{self.registry}/v2/", allow_redirects=False) as resp:
+                await resp.read()
+                return "https"
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError) as e:
+            log.debug("https probe of %s failed (%s); using http", self.registry, _describe(e))
+            return "http"
+
+    def _same_host(self, url: str) -> bool:
+        return urlsplit(url).netloc.lower() == self.registry.lower()
+
+    # -- auth -------------------------------------------------------------------------------
+
+    async def _authorization(self, scopes: frozenset[str], *, fresh: bool = False) -> str | None:
+        ch = self._challenge
+        if ch is None:
+            return None
+        cred = self.access.credential
+        if ch.scheme == "basic":
+            return _basic(cred.username, cred.password) if cred else None
+        key = (ch.realm, ch.service, scopes)
+        if fresh:
+            self._tokens.drop(*key)
+        token = self._tokens.get(*key)
+        if token is None:
+            # Many requests for one scope at once share a single token request.
+            lock = self._token_locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                token = self._tokens.get(*key)
+                if token is None:
+                    token, expires_in = await self._fetch_token(ch, scopes)
+                    self._tokens.put(*key, token, expires_in)
+        return f"Bearer {token}"
+
+    async def _fetch_token(self, ch: Challenge, scopes: frozenset[str]) -> tuple[str, float]:
+        realm = ch.realm
+        parts = urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ProtocolError(f"{self.registry}: token realm {realm!r} is not an http(s) URL")
+        query: list[tuple[str, str]] = []
+        if ch.service:
+            query.append(("service", ch.service))
+        query.extend(("scope", s) for s in sorted(scopes))
+        url = realm + ("&" if parts.query else "?") + urlencode(query)
+        headers: dict[str, str] = {}
+        cred = self.access.credential
+        if cred:
+            # The password goes to the realm only over TLS or to the registry's own host.
+            realm_host = (parts.hostname or "").lower()
+            if parts.scheme == "https" or realm_host == (urlsplit(f"//{self.registry}").hostname or "").lower():
+                headers["Authorization"] = _basic(cred.username, cred.password)
+            else:
+                log.warning("not sending credentials to token realm %s over plain HTTP on another host",
+                            parts.netloc)
+        try:
+            async with self.session.get(url, headers=headers, allow_redirects=False) as resp:
+                self.stats.requests += 1
+                body = await resp.content.read(MAX_TOKEN_BYTES + 1)
+                if resp.status in (401, 403):
+                    raise AuthError(
+                        f"{self.registry}: credentials refused by the token service",
+                        hint="check the username and password (--creds, --authfile or ferry login)",
+                    )
+                if resp.status != 200:
+                    raise ProtocolError(f"{self.registry}: token service answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise NetworkError(f"{self.registry}: cannot reach token service {parts.netloc}: {_describe(e)}") from None
+        import json
+
+        try:
+            data = json.loads(body)
+            token = data.get("token") or data.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token or len(body) > MAX_TOKEN_BYTES:
+            raise ProtocolError(f"{self.registry}: token service returned no usable token")
+        expires_in = data.get("expires_in", 60)
+        if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
+            expires_in = 60
+        return token, float(expires_in)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: frozenset[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Body = None,
+        ok: tuple[int, ...] = (200,),
+        allow: tuple[int, ...] = (),
+        what: str = "",
+        retries: bool = True,
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the response (to be released by the caller) once its status is
+        one of ``ok`` or ``allow``. ``path`` is ``/v2/...`` or an absolute URL on this registry (an
+        upload ``Location``). Auth, retries and redirects happen here; other statuses become errors.
+        """
+        scopes = scopes or frozenset()
+        max_attempts = self.retry.attempts if retries else 1
+        attempt = 0
+        refreshed_auth = False
+        while True:
+            attempt += 1
+            try:
+                resp = await self._send(method, path, scopes, headers, params, body, fresh_token=refreshed_auth)
+            except FerryError:
+                raise
+            except (aiohttp.ClientConnectorCertificateError, ssl.SSLError,
+                    aiohttp.ClientConnectorSSLError) as e:
+                if "WRONG_VERSION_NUMBER" in str(e):
+                    raise NetworkError(
+                        f"{self.registry}: the registry does not speak HTTPS",
+                        hint="for a plain-HTTP registry use --tls-verify=false",
+                    ) from None
+                raise NetworkError(
+                    f"{self.registry}: TLS verification failed: {_describe(e)}",
+                    hint="trust its CA with --cert-dir DIR (ca.crt), or use --tls-verify=false for a test registry",
+                ) from None
+            except aiohttp.ClientConnectorDNSError:
+                raise NetworkError(f"{self.registry}: unknown host", hint="check the registry name") from None
+            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
+                if attempt < max_attempts:
+                    await self.backoff(attempt, None, f"{method} {what or path}: {_describe(e)}")
+                    continue
+                raise NetworkError(f"{self.registry}: {method} {what or path} failed: {_describe(e)}",
+                                   hint="is the registry running and reachable?") from None
+            status = resp.status
+            if status in ok or status in allow:
+                return resp
+            if status == 401:
+                ch = parse_challenge(resp.headers.get("WWW-Authenticate"))
+                resp.release()
+                if ch is not None and not refreshed_auth:
+                    # First challenge, a scope not yet granted, or an expired token: one fresh try.
+                    self._challenge = ch
+                    refreshed_auth = True
+                    attempt -= 1
+                    continue
+                raise self._auth_error(what or path, ch)
+            if status in RETRY_STATUSES and attempt < max_attempts:
+                retry_after = resp.headers.get("Retry-After")
+                resp.release()
+                await self.backoff(attempt, retry_after, f"{method} {what or path}: HTTP {status}")
+                continue
+            raise await self._status_error(resp, method, what or path)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        scopes: frozenset[str],
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        body: Body,
+        *,
+        fresh_token: bool,
+    ) -> aiohttp.ClientResponse:
+        base = await self.base_url()
+        url = path if path.startswith(("http://", "https://")) else base + path
+        if not self._same_host(url):
+            raise ProtocolError(f"{self.registry}: refusing to send a request to another host ({urlsplit(url).netloc})")
+        hdrs = dict(headers or {})
+        auth = await self._authorization(scopes, fresh=fresh_token)
+        if auth:
+            hdrs["Authorization"] = auth
+        data: Any = body() if callable(body) else body
+        for _hop in range(MAX_REDIRECTS + 1):
+            self.stats.requests += 1
+            resp = await self.session.request(method, url, headers=hdrs, params=params, data=data,
+                                              allow_redirects=False)
+            if resp.status not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
+                return resp
+            target = urljoin(url, resp.headers["Location"])
+            resp.release()
+            if not self._same_host(target):
+                hdrs.pop("Authorization", None)  # credentials never follow a redirect to another host
+            if urlsplit(target).scheme == "http" and urlsplit(url).scheme == "https":
+                raise ProtocolError(f"{self.registry}: redirect from HTTPS to plain HTTP refused")
+            if resp.status == 303:
+                method, data = "GET", None
+            url, params = target, None
+        raise ProtocolError(f"{self.registry}: too many redirects for {path}")
+
+    async def backoff(self, attempt: int, retry_after: str | None, why: str) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        self.stats.retries += 1
+        log.info("retrying in %.1fs (%s)", delay, why)
+        await asyncio.sleep(delay)
+
+    def _auth_error(self, what: str, ch: Challenge | None) -> AuthError:
+        if self.access.credential is None:
+            return AuthError(f"{self.registry}: authentication required for {what}",
+                             hint="give credentials with --creds, --authfile or ferry login")
+        if ch is not None and ch.error == "insufficient_scope":
+            return AuthError(f"{self.registry}: user {self.access.credential.username!r} lacks permission for {what}")
+        return AuthError(f"{self.registry}: credentials for user {self.access.credential.username!r} were refused",
+                         hint="check the username and password")
+
+    async def _status_error(self, resp: aiohttp.ClientResponse, method: str, what: str) -> FerryError:
+        detail = ""
+        try:
+            raw = await resp.content.read(64 * 1024)
+            import json
+
+            errors = json.loads(raw).get("errors") or []
+            if errors and isinstance(errors[0], dict):
+                detail = f"{errors[0].get('code', '')} {errors[0].get('message', '')}".strip()
+        except Exception:  # a broken error body still yields the status line
+            detail = ""
+        finally:
+            resp.release()
+        status = resp.status
+        tail = f": {detail}" if detail else ""
+        if status == 404:
+            return NotFoundError(f"{self.registry}: {what} not found{tail}")
+        if status == 403:
+            return AuthError(f"{self.registry}: permission denied for {method} {what}{tail}")
+        if status == 429 or status >= 500:
+            return NetworkError(f"{self.registry}: {method} {what} failed with HTTP {status}{tail} after "
+                                f"{self.retry.attempts} attempts")
+        return ProtocolError(f"{self.registry}: {method} {what} answered HTTP {status}{tail}")
+
+
+class HTTPPool:
+    """One :class:`RegistryHTTP` per registry host and access settings, created on first use."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._clients: dict[tuple[str, Access], RegistryHTTP] = {}
+        self.stats: Stats = kwargs.setdefault("stats", Stats())
+
+    def get(self, registry: str, access: Access) -> RegistryHTTP:
+        client = self._clients.get((registry, access))
+        if client is None:
+            client = self._clients[(registry, access)] = RegistryHTTP(registry, access, **self._kwargs)
+        return client
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._clients.values()))
+        self._clients.clear()
+
+

@@ -1,0 +1,228 @@
+"""Local transports (``oci:``, ``dir:``, ``docker-archive:``): the factory and the file plumbing they share.
+
+Reference convention shared by the three local transports: a ``PathRef`` names one image, and the
+reference string that means "that image" is ``""`` (each Source and Destination also exposes it as
+``.reference``). A digest reference means one manifest by digest (an index child, say); any other
+string is a name inside the store (an ``oci:`` ref.name, a docker-archive RepoTag).
+
+Local files are read and written with plain blocking calls moved to a worker thread
+(``asyncio.to_thread``) in chunks of about 1 MiB: the event loop keeps serving registry transfers while
+the disk and sha256 (which releases the GIL) work in parallel, and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import IO, TYPE_CHECKING
+
+from ferry.errors import DigestMismatchError, ProtocolError, UsageError
+from ferry.media import Descriptor
+from ferry.refs import PathRef, is_digest
+
+if TYPE_CHECKING:
+    from ferry.transports.base import Destination, Source
+
+CHUNK = 1 << 20
+#: Prefix of the temporary files ferry writes next to their final name (renamed when verified).
+TEMP_PREFIX = "ferry-put-blob-"
+
+BlobStream = Callable[[], AsyncIterator[bytes]] | AsyncIterator[bytes]
+
+
+def open_source(ref: PathRef) -> Source:
+    """A Source for ``oci:``, ``dir:`` or ``docker-archive:``. Cheap: files are read on first use."""
+    # Imported here: the transport modules import the helpers below from this module.
+    if ref.transport == "oci":
+        from ferry.transports.layout import LayoutSource
+
+        return LayoutSource(ref)
+    if ref.transport == "dir":
+        from ferry.transports.directory import DirSource
+
+        return DirSource(ref)
+    if ref.transport == "docker-archive":
+        from ferry.transports.archive import ArchiveSource
+
+        return ArchiveSource(ref)
+    raise UsageError(f"{ref}: not a local transport", hint="use oci:, dir: or docker-archive:")
+
+
+def open_destination(ref: PathRef) -> Destination:
+    """A Destination for ``oci:``, ``dir:`` or ``docker-archive:``; ``commit()`` makes the image visible."""
+    if ref.transport == "oci":
+        from ferry.transports.layout import LayoutDestination
+
+        return LayoutDestination(ref)
+    if ref.transport == "dir":
+        from ferry.transports.directory import DirDestination
+
+        return DirDestination(ref)
+    if ref.transport == "docker-archive":
+        from ferry.transports.archive import ArchiveDestination
+
+        return ArchiveDestination(ref)
+    raise UsageError(f"{ref}: not a local transport", hint="use oci:, dir: or docker-archive:")
+
+
+# --- helpers shared by layout.py, directory.py and archive.py --------------------------------------
+
+
+def digest_hex(digest: str, what: str) -> tuple[str, str]:
+    """``(algorithm, hex)`` of a digest, refused unless well formed (it becomes part of a file name)."""
+    if not is_digest(digest):
+        raise UsageError(f"{what}: invalid digest {digest!r}", hint="expected sha256: and 64 hex characters")
+    algo, _, hexpart = digest.partition(":")
+    return algo, hexpart
+
+
+def open_chunks(stream: BlobStream) -> AsyncIterator[bytes]:
+    """The chunk iterator from ``put_blob``'s argument: a stream factory (the protocol) or a stream."""
+    return stream() if callable(stream) else stream
+
+
+def _write_all(f: IO[bytes], h: hashlib._Hash, parts: list[bytes]) -> None:
+    for part in parts:
+        h.update(part)
+        f.write(part)
+
+
+async def write_parts(f: IO[bytes], desc: Descriptor, chunks: AsyncIterator[bytes], what: str) -> None:
+    """Write ``chunks`` to ``f`` while checking size and digest against ``desc``.
+
+    Parts are gathered to about ``CHUNK`` bytes before each hop to the worker thread, so small network
+    chunks do not cost a thread switch each. Raises before returning when the content is wrong; the
+    caller discards what was written.
+    """
+    algo, expected = digest_hex(desc.digest, what)
+    h = hashlib.new(algo)
+    size = 0
+    pending: list[bytes] = []
+    pending_size = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        if desc.size >= 0 and size > desc.size:
+            raise ProtocolError(f"{what}: blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= CHUNK:
+            await asyncio.to_thread(_write_all, f, h, pending)
+            pending, pending_size = [], 0
+    if pending:
+        await asyncio.to_thread(_write_all, f, h, pending)
+    if desc.size >= 0 and size != desc.size:
+        raise ProtocolError(f"{what}: blob {desc.digest} ended at {size} of its descriptor's {desc.size} bytes")
+    if h.hexdigest() != expected:
+        raise DigestMismatchError(
+            f"{what}: blob content does not match its digest {desc.digest} (got {algo}:{h.hexdigest()})",
+            hint="the source holds corrupt data",
+        )
+
+
+def _sync_close(f: IO[bytes]) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
+
+
+async def write_blob_file(directory: str, final_path: str, desc: Descriptor, stream: BlobStream, what: str) -> None:
+    """Stream a blob into a temporary file in ``directory``, verify it, fsync, then rename to ``final_path``.
+
+    Nothing is left behind when the content is wrong, the stream fails or the task is cancelled: a file
+    at ``final_path`` therefore always holds verified content, which is what ``has_blob`` relies on.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    f = os.fdopen(fd, "wb")
+    try:
+        await write_parts(f, desc, open_chunks(stream), what)
+        await asyncio.to_thread(_sync_close, f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final_path)
+    except BaseException:
+        f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_file_atomic(path: str, data: bytes) -> None:
+    """Write small ``data`` (a manifest, index.json) to ``path`` via a synced temporary file and a rename."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_at(path: str, offset: int, n: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(n)
+
+
+async def iter_file(path: str, offset: int = 0, length: int = -1) -> AsyncIterator[bytes]:
+    """Stream ``length`` bytes (all when -1) of a file from ``offset``, one worker-thread read per chunk."""
+    f = await asyncio.to_thread(open, path, "rb")
+    try:
+        if offset:
+            await asyncio.to_thread(f.seek, offset)
+        remaining = length
+        while remaining != 0:
+            n = CHUNK if remaining < 0 else min(CHUNK, remaining)
+            chunk = await asyncio.to_thread(f.read, n)
+            if not chunk:
+                if remaining > 0:
+                    raise ProtocolError(f"{path}: ended {remaining} bytes early")
+                break
+            if remaining > 0:
+                remaining -= len(chunk)
+            yield chunk
+    finally:
+        f.close()
+
+
+def read_small(path: str, limit: int, what: str) -> bytes:
+    """Read a whole small file (manifest, index.json), refusing anything over ``limit`` bytes."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ProtocolError(f"{what}: {path} is larger than {limit} bytes")
+    return data
+
+
+def file_has_size(path: str, size: int) -> bool:
+    """True when ``path`` is a regular file of ``size`` bytes (any size when ``size`` < 0)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return os.path.isfile(path) and (size < 0 or st.st_size == size)
+
+
+def require_dir(path: str, what: str) -> None:
+    """Refuse a source path that is missing or not a directory, saying which."""
+    from ferry.errors import NotFoundError
+
+    if not os.path.exists(path):
+        raise NotFoundError(f"{what} {path} does not exist")
+    if not os.path.isdir(path):
+        raise UsageError(f"{what} {path} is not a directory")
+
+
+def names_list(names: Iterable[str]) -> str:
+    shown = sorted(names)
+    return ", ".join(shown) if shown else "none"
