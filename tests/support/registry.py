@@ -1,0 +1,347 @@
+"""Start real CNCF distribution registries (Debian ``docker-registry`` 2.8) for tests.
+
+:func:`start_registry` writes a config, starts ``docker-registry serve`` bound to
+``127.0.0.1:<free port>`` and waits until ``/v2/`` answers. The registry's Apache-style access
+log (stdout) goes to ``access_log_path`` and is parsed by :meth:`Registry.requests`; its JSON
+application log (stderr, level info) goes to ``log_path``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bcrypt
+import yaml
+
+from tests.support.pki import CA, TokenSigner
+
+__all__ = ["Htpasswd", "Registry", "RegistryStartError", "RequestRecord", "TokenAuth", "start_registry"]
+
+REGISTRY_BIN = "docker-registry"
+LOOPBACK = "127.0.0.1"
+READINESS_UA = "ferry-test-readiness-probe"
+
+
+class RegistryStartError(RuntimeError):
+    """The registry process exited or never answered ``/v2/``."""
+
+
+@dataclass(frozen=True)
+class Htpasswd:
+    """htpasswd (bcrypt) auth with these users and passwords."""
+
+    users: dict[str, str] = field(default_factory=lambda: {"alice": "secret"})
+    realm: str = "ferry-test-registry"
+
+    def write(self, path: Path) -> Path:
+        """Write the bcrypt htpasswd file (cost 5: fast, still accepted by distribution)."""
+        lines = [
+            f"{user}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=5, prefix=b'2a')).decode()}"
+            for user, pw in self.users.items()
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """Bearer token auth: the registry trusts tokens signed by ``signer`` for ``service``/``issuer``."""
+
+    realm: str
+    service: str
+    issuer: str
+    signer: TokenSigner
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One line of the registry access log."""
+
+    method: str
+    path: str  # without the query string
+    query: str
+    status: int
+    size: int
+    user_agent: str
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return urllib.parse.parse_qs(self.query, keep_blank_values=True)
+
+
+# 127.0.0.1 - - [28/Nov/2026:10:05:03 +0000] "GET /v2/ HTTP/1.1" 401 87 "" "Python-urllib/3.11"
+_ACCESS_RE = re.compile(
+    r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+) (?P<uri>\S+) [^"]*" (?P<status>\d{3}) (?P<size>\d+|-)'
+    r'(?: "(?P<referer>[^"]*)" "(?P<ua>[^"]*)")?'
+)
+
+
+@dataclass
+class Registry:
+    """A running registry process and where its files are."""
+
+    host: str
+    url: str
+    root: Path
+    workdir: Path
+    config_path: Path
+    log_path: Path
+    access_log_path: Path
+    process: subprocess.Popen[bytes]
+    auth: Htpasswd | TokenAuth | None = None
+    ca: CA | None = None
+    cert_dir: Path | None = None  # certs.d-style dir for skopeo --cert-dir (with client cert under mTLS)
+    client_cert: tuple[Path, Path] | None = None  # (cert, key) accepted under mTLS
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
+
+    @property
+    def tls(self) -> bool:
+        return self.ca is not None
+
+    def ref(self, name: str) -> str:
+        """``host:port/name`` (``name`` may carry ``:tag`` or ``@digest``)."""
+        return f"{self.host}/{name}"
+
+    def ssl_context(self, *, client: bool = True) -> ssl.SSLContext | None:
+        """A client SSL context trusting the test CA (and presenting the client cert under mTLS)."""
+        if self.ca is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ca.cert_path))
+        if client and self.client_cert is not None:
+            ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
+        return ctx
+
+    def requests(self, since: int = 0) -> list[RequestRecord]:
+        """Parsed access log, oldest first, without readiness probes; ``since`` skips that many (see :meth:`mark`)."""
+        records = []
+        try:
+            text = self.access_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
+            m = _ACCESS_RE.match(line)
+            if not m or m["ua"] == READINESS_UA:
+                continue
+            path, _, query = m["uri"].partition("?")
+            size = m["size"]
+            records.append(
+                RequestRecord(
+                    method=m["method"],
+                    path=path,
+                    query=query,
+                    status=int(m["status"]),
+                    size=0 if size == "-" else int(size),
+                    user_agent=m["ua"] or "",
+                )
+            )
+        return records[since:]
+
+    def mark(self) -> int:
+        """Number of requests logged so far; pass it to :meth:`requests` to see only later ones."""
+        return len(self.requests())
+
+    def blob_upload_puts(self, since: int = 0) -> list[RequestRecord]:
+        """Successful blob upload completions (``PUT …/blobs/uploads/…`` answered 201)."""
+        return [
+            r for r in self.requests(since) if r.method == "PUT" and "/blobs/uploads/" in r.path and r.status == 201
+        ]
+
+    def stop(self, timeout: float = 10) -> None:
+        """Terminate by pid, wait, then kill. Idempotent."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def _config(
+    port: int,
+    root: Path,
+    workdir: Path,
+    *,
+    auth: Htpasswd | TokenAuth | None,
+    tls: CA | None,
+    server_cert: tuple[Path, Path] | None,
+    mtls: bool,
+    delete: bool,
+    schema1: bool,
+    relative_urls: bool,
+) -> dict:
+    http: dict = {
+        "addr": f"{LOOPBACK}:{port}",
+        "secret": secrets.token_hex(16),
+        "relativeurls": relative_urls,
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+    }
+    if tls is not None:
+        assert server_cert is not None
+        http["tls"] = {"certificate": str(server_cert[0]), "key": str(server_cert[1])}
+        if mtls:
+            http["tls"]["clientcas"] = [str(tls.cert_path)]
+    config: dict = {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "json", "accesslog": {"disabled": False}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(root)},
+            "delete": {"enabled": delete},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": http,
+    }
+    if isinstance(auth, Htpasswd):
+        config["auth"] = {"htpasswd": {"realm": auth.realm, "path": str(auth.write(workdir / "htpasswd"))}}
+    elif isinstance(auth, TokenAuth):
+        config["auth"] = {
+            "token": {
+                "realm": auth.realm,
+                "service": auth.service,
+                "issuer": auth.issuer,
+                "rootcertbundle": str(auth.signer.cert_path),
+            }
+        }
+    if schema1:
+        config["compatibility"] = {"schema1": {"enabled": True}}
+    return config
+
+
+def _wait_ready(reg: Registry, deadline: float) -> None:
+    ctx = reg.ssl_context()
+    while True:
+        if reg.process.poll() is not None:
+            raise RegistryStartError(
+                f"registry exited with {reg.process.returncode}: {reg.log_path.read_text()[-2000:]}"
+            )
+        try:
+            probe = urllib.request.Request(f"{reg.url}/v2/", headers={"User-Agent": READINESS_UA})
+            with urllib.request.urlopen(probe, timeout=2, context=ctx):
+                return
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            reg.stop()
+            raise RegistryStartError(f"registry not ready at {reg.url}: {reg.log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+def start_registry(
+    workdir: Path,
+    *,
+    auth: Htpasswd | TokenAuth | None = None,
+    tls: CA | None = None,
+    mtls: bool = False,
+    delete: bool = True,
+    schema1: bool = False,
+    relative_urls: bool = False,
+    timeout: float = 15,
+) -> Registry:
+    """Start ``docker-registry serve`` on 127.0.0.1 with fresh storage under ``workdir``.
+
+    ``tls`` serves HTTPS with a server cert from that CA (SANs 127.0.0.1, localhost); ``mtls``
+    additionally requires client certs signed by it (one is issued as ``Registry.client_cert``).
+    The caller must :meth:`Registry.stop` it (or use it as a context manager).
+    """
+    if mtls and tls is None:
+        raise ValueError("mtls needs tls=CA")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = workdir / "storage"
+    root.mkdir(exist_ok=True)
+    server_cert = tls.issue_server_cert() if tls is not None else None
+    client_cert = tls.issue_client_cert("ferry-test-client") if (tls is not None and mtls) else None
+    cert_dir = tls.write_cert_dir(workdir / "certs.d", client_cert) if tls is not None else None
+    last_error: Exception | None = None
+    for attempt in range(3):  # a free port may be taken between probing and binding
+        port = free_port()
+        config = _config(
+            port,
+            root,
+            workdir,
+            auth=auth,
+            tls=tls,
+            server_cert=server_cert,
+            mtls=mtls,
+            delete=delete,
+            schema1=schema1,
+            relative_urls=relative_urls,
+        )
+        config_path = workdir / "config.yml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        log_path = workdir / f"registry-{attempt}.log"
+        access_log_path = workdir / f"access-{attempt}.log"
+        with open(access_log_path, "wb") as out, open(log_path, "wb") as err:
+            proc = subprocess.Popen(
+                [REGISTRY_BIN, "serve", str(config_path)],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+                start_new_session=True,
+            )
+        host = f"{LOOPBACK}:{port}"
+        reg = Registry(
+            host=host,
+            url=f"{'https' if tls else 'http'}://{host}",
+            root=root,
+            workdir=workdir,
+            config_path=config_path,
+            log_path=log_path,
+            access_log_path=access_log_path,
+            process=proc,
+            auth=auth,
+            ca=tls,
+            cert_dir=cert_dir,
+            client_cert=client_cert,
+        )
+        try:
+            _wait_ready(reg, time.monotonic() + timeout)
+            return reg
+        except RegistryStartError as e:
+            reg.stop()
+            last_error = e
+            if "address already in use" not in str(e):
+                raise
+    raise RegistryStartError(f"could not start registry: {last_error}")
+
+
+@contextlib.contextmanager
+def running_registry(workdir: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    """Context manager form of :func:`start_registry`."""
+    reg = start_registry(workdir, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield reg
+    finally:
+        reg.stop()
