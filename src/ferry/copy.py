@@ -208,6 +208,12 @@ class ImageCopier:
         root: Manifest | None = None,
     ) -> CopyResult:
         """Copy the image ``reference`` names; tag it ``dst_tag`` (or store it by digest when None)."""
+        if root is None and not force and not platform and not (platforms and platforms.active):
+            # Nothing-to-do check with one request per side, before reading the source manifest.
+            digest = await self._probe(src, dst, reference, dst_tag)
+            if isinstance(digest, CopyResult):
+                return digest
+            root = await src.get_manifest(digest or reference)
         root = root or await src.get_manifest(reference)
         source_digest = root.digest
         rewritten = False
@@ -229,6 +235,24 @@ class ImageCopier:
         stats.manifests_pushed += 1
         await dst.commit()
         return CopyResult(root.digest, source_digest, skipped=False, stats=stats, rewritten=rewritten)
+
+    async def _probe(
+        self, src: Source, dst: Destination, reference: str, dst_tag: str | None
+    ) -> CopyResult | str | None:
+        """A skipped result when the destination already has the source's digest, else the source digest."""
+        head = getattr(src, "has_manifest", None)
+        if head is None:
+            return None
+        if dst_tag:
+            src_digest, dst_digest = await asyncio.gather(head(reference), dst.has_manifest(dst_tag))
+        else:
+            src_digest = await head(reference)
+            dst_digest = await dst.has_manifest(src_digest) if src_digest else None
+        if src_digest is None:
+            raise NotFoundError(f"{reference}: no such manifest at the source")
+        if src_digest == dst_digest:
+            return CopyResult(src_digest, src_digest, skipped=True)
+        return src_digest
 
     async def _copy_tree(self, src: Source, dst: Destination, m: Manifest, stats: CopyStats) -> None:
         """Everything ``m`` references, present at the destination; ``m`` itself is the caller's to push."""

@@ -1,0 +1,126 @@
+"""What a bulk run shows: rich progress on a terminal, plain log lines elsewhere, nothing with --quiet."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from ferry.journal import JobRecord
+from ferry.media import Descriptor
+from ferry.plan.model import Job
+from ferry.report import human_bytes
+
+
+class QuietEvents:
+    def blob_started(self, desc: Descriptor) -> None:
+        pass
+
+    def bytes_moved(self, n: int) -> None:
+        pass
+
+    def blob_done(self, desc: Descriptor, how: str) -> None:
+        pass
+
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def job_finished(self, job: Job, record: JobRecord) -> None:
+        pass
+
+    def __enter__(self) -> QuietEvents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class LogEvents(QuietEvents):
+    """One line per finished image, for logs and pipes."""
+
+    def __init__(self, total: int, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+        self.total, self.done, self.stream = total, 0, stream
+
+    def job_finished(self, job: Job, record: JobRecord) -> None:
+        self.done += 1
+        stamp = time.strftime("%H:%M:%S")
+        if record.status == "failed":
+            line = f"{stamp} [{self.done}/{self.total}] FAILED {job.source} -> {job.destination}: {record.error}"
+        else:
+            line = (f"{stamp} [{self.done}/{self.total}] {record.status} {job.source} -> {job.destination} "
+                    f"{record.digest} {human_bytes(record.bytes)} {record.seconds:.2f}s")
+        print(line, file=self.stream, flush=True)
+
+
+class RichEvents(QuietEvents):
+    """Overall bytes with rate and ETA, images done of total, failures so far, transfers in flight."""
+
+    def __init__(self, total: int, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.total = total
+        self.done = self.failed = self.inflight = 0
+        self.bytes_task: TaskID = self.progress.add_task("bytes", total=0)
+        self.images_task: TaskID = self.progress.add_task(self._images_text(), total=total)
+
+    def _images_text(self) -> str:
+        failed = f", [red]{self.failed} failed[/red]" if self.failed else ""
+        return f"images {self.done}/{self.total}{failed}"
+
+    def _bytes_text(self) -> str:
+        return f"blobs ({self.inflight} in flight)"
+
+    def blob_started(self, desc: Descriptor) -> None:
+        self.inflight += 1
+        task = self.progress.tasks[self.bytes_task]
+        self.progress.update(self.bytes_task, total=(task.total or 0) + max(desc.size, 0),
+                             description=self._bytes_text())
+
+    def bytes_moved(self, n: int) -> None:
+        self.progress.advance(self.bytes_task, n)
+
+    def blob_done(self, desc: Descriptor, how: str) -> None:
+        if how in ("copied", "mounted"):
+            self.inflight = max(0, self.inflight - 1)
+        if how == "mounted":  # counted in the total but moved no bytes
+            self.progress.advance(self.bytes_task, max(desc.size, 0))
+        self.progress.update(self.bytes_task, description=self._bytes_text())
+
+    def job_finished(self, job: Job, record: JobRecord) -> None:
+        self.done += 1
+        if record.status == "failed":
+            self.failed += 1
+            self.progress.console.print(f"[red]failed[/red] {job.source}: {record.error}", highlight=False)
+        self.progress.update(self.images_task, completed=self.done, description=self._images_text())
+
+    def __enter__(self) -> RichEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def make_events(total: int, *, quiet: bool, console: Console) -> QuietEvents:
+    if quiet:
+        return QuietEvents()
+    if console.is_terminal:
+        return RichEvents(total, console)
+    return LogEvents(total)

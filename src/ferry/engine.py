@@ -1,0 +1,121 @@
+"""Run many copy jobs: images in flight bounded, one shared pool of blob transfers, retry rounds,
+a journal of outcomes. One failing image never stops the others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ferry.connect import Connections
+from ferry.copy import BlobTransfers, Events, ImageCopier, NoEvents
+from ferry.errors import FerryError
+from ferry.journal import JobRecord, Journal
+from ferry.plan.model import Job, PlatformFilter
+
+
+class RunEvents(Events, Protocol):
+    """Progress of a bulk run, on top of the blob events of :class:`ferry.copy.Events`."""
+
+    def job_started(self, job: Job) -> None: ...
+    def job_finished(self, job: Job, record: JobRecord) -> None: ...
+
+
+class NoRunEvents(NoEvents):
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def job_finished(self, job: Job, record: JobRecord) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class RunResult:
+    records: list[JobRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    requests: int = 0
+    http_retries: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.records if r.status == status)
+
+    @property
+    def failed(self) -> list[JobRecord]:
+        return [r for r in self.records if r.status == "failed"]
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.records)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    proc: int = 5  # images in flight (image-syncer's --proc)
+    blob_concurrency: int = 8  # blob transfers in flight across all images
+    retries: int = 2  # extra rounds for failed jobs after the first pass
+    force: bool = False
+    platforms: PlatformFilter = field(default_factory=PlatformFilter)
+
+
+class Engine:
+    def __init__(self, conns: Connections, options: EngineOptions | None = None, *,
+                 journal: Journal | None = None, events: RunEvents | None = None) -> None:
+        self.conns = conns
+        self.options = options or EngineOptions()
+        self.journal = journal
+        self.events: RunEvents = events or NoRunEvents()
+        self.transfers = BlobTransfers(concurrency=self.options.blob_concurrency, ledger=journal, events=self.events)
+        self.copier = ImageCopier(self.transfers)
+
+    async def run(self, jobs: Sequence[Job]) -> RunResult:
+        start = time.perf_counter()
+        stats = self.conns.stats
+        requests0, retries0 = stats.requests, stats.retries
+        results: dict[str, JobRecord] = {}
+        attempts: dict[str, int] = {}
+        pending = list(jobs)
+        gate = asyncio.Semaphore(max(1, self.options.proc))
+        for round_no in range(self.options.retries + 1):
+            if not pending:
+                break
+
+            async def one(job: Job, round_no: int = round_no) -> None:
+                async with gate:
+                    attempts[job.key] = round_no
+                    results[job.key] = await self._run_job(job, round_no)
+
+            await asyncio.gather(*(one(j) for j in pending))
+            pending = [j for j in pending if results[j.key].status == "failed"]
+        return RunResult(
+            records=[results[j.key] for j in jobs],
+            seconds=time.perf_counter() - start,
+            requests=stats.requests - requests0,
+            http_retries=stats.retries - retries0,
+        )
+
+    async def _run_job(self, job: Job, retries: int) -> JobRecord:
+        self.events.job_started(job)
+        started = time.perf_counter()
+        record = JobRecord(str(job.source), str(job.destination), "failed", retries=retries)
+        try:
+            src = self.conns.repository(job.source)
+            dst = self.conns.repository(job.destination)
+            result = await self.copier.copy(
+                src, dst, job.source.reference, job.destination.tag,
+                platforms=self.options.platforms, force=self.options.force,
+            )
+            record.status = "skipped" if result.skipped else "copied"
+            record.digest = result.digest
+            record.source_digest = result.source_digest
+            record.bytes = result.stats.bytes_copied
+        except FerryError as e:
+            record.error = str(e)
+        except (TimeoutError, OSError, ValueError, RuntimeError) as e:  # never let one image stop the run
+            record.error = f"{type(e).__name__}: {e}"
+        record.seconds = round(time.perf_counter() - started, 3)
+        if self.journal is not None:
+            self.journal.record_job(job.key, record)
+        self.events.job_finished(job, record)
+        return record
