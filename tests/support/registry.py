@@ -8,7 +8,9 @@ application log (stderr, level info) goes to ``log_path``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import re
 import secrets
 import signal
@@ -20,14 +22,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 
 import bcrypt
 import yaml
 
+from tests.support.images import OCI_MANIFEST, Layout
 from tests.support.pki import CA, TokenSigner
 
-__all__ = ["Htpasswd", "Registry", "RegistryStartError", "RequestRecord", "TokenAuth", "start_registry"]
+__all__ = ["HTTPReply", "Htpasswd", "Registry", "RegistryStartError", "RequestRecord", "TokenAuth", "start_registry"]
 
 REGISTRY_BIN = "docker-registry"
 LOOPBACK = "127.0.0.1"
@@ -161,6 +165,102 @@ class Registry:
             r for r in self.requests(since) if r.method == "PUT" and "/blobs/uploads/" in r.path and r.status == 201
         ]
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        creds: tuple[str, str] | None = None,
+    ) -> HTTPReply:
+        """One raw HTTP request to the registry (``path`` like ``/v2/…``), answering Basic or Bearer
+        challenges with ``creds`` (token fetched from the realm; scope from the challenge or the path).
+
+        Never raises for HTTP status codes; look at ``.status``.
+        """
+        url = path if path.startswith(("http://", "https://")) else self.url + path
+        hdrs = dict(headers or {})
+        reply = _send(method, url, body, hdrs, self.ssl_context())
+        if reply.status != 401:
+            return reply
+        challenge = reply.headers.get("WWW-Authenticate", "")
+        scheme, _, params = challenge.partition(" ")
+        if scheme.lower() == "basic":
+            if creds is None:
+                return reply
+            hdrs["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+        elif scheme.lower() == "bearer":
+            fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+            scope = fields.get("scope") or _scope_for(method, urllib.parse.urlsplit(url).path)
+            query = {"service": fields.get("service", "")}
+            if scope:
+                query["scope"] = scope
+            token_headers = {}
+            if creds is not None:
+                token_headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            tok = _send("GET", fields["realm"] + "?" + urllib.parse.urlencode(query), None, token_headers, None)
+            if tok.status != 200:
+                return tok
+            answer = json.loads(tok.body)
+            hdrs["Authorization"] = "Bearer " + (answer.get("token") or answer["access_token"])
+        else:
+            return reply
+        return _send(method, url, body, hdrs, self.ssl_context())
+
+    def push_exact(
+        self,
+        layout: Layout | Path,
+        ref: str,
+        repo: str,
+        tag: str | None = None,
+        *,
+        creds: tuple[str, str] | None = None,
+    ) -> str:
+        """Push one tagged image/index of an OCI layout with plain HTTP requests, byte-exact.
+
+        For what skopeo 1.9 cannot push unchanged (index descriptors carrying ``artifactType``,
+        e.g. a referrers fallback index). Children go by digest, the top manifest by ``tag``
+        (default ``ref``). Returns the top manifest digest.
+        """
+        lay = layout if isinstance(layout, Layout) else Layout(Path(layout))
+        top = lay.descriptor(ref)
+
+        def push_manifest(digest: str, reference: str) -> None:
+            data = lay.read_blob(digest)
+            m = json.loads(data)
+            for child in m.get("manifests", []):
+                push_manifest(child["digest"], child["digest"])
+            for blob in [*([m["config"]] if "config" in m else []), *m.get("layers", [])]:
+                self._push_blob(repo, blob["digest"], lay.blob_path(blob["digest"]), creds)
+            media_type = m.get("mediaType") or (top["mediaType"] if digest == top["digest"] else OCI_MANIFEST)
+            r = self.request(
+                "PUT", f"/v2/{repo}/manifests/{reference}", body=data, headers={"Content-Type": media_type}, creds=creds
+            )
+            if r.status != 201:
+                raise RuntimeError(f"PUT manifest {reference}: {r.status} {r.body[:500]!r}")
+
+        push_manifest(top["digest"], tag or ref)
+        return top["digest"]
+
+    def _push_blob(self, repo: str, digest: str, path: Path, creds: tuple[str, str] | None) -> None:
+        if self.request("HEAD", f"/v2/{repo}/blobs/{digest}", creds=creds).status == 200:
+            return
+        r = self.request("POST", f"/v2/{repo}/blobs/uploads/", creds=creds)
+        if r.status != 202:
+            raise RuntimeError(f"POST upload {digest}: {r.status} {r.body[:500]!r}")
+        location = urllib.parse.urljoin(self.url + "/", r.headers["Location"])
+        sep = "&" if "?" in location else "?"
+        r = self.request(
+            "PUT",
+            f"{location}{sep}digest={urllib.parse.quote(digest)}",
+            body=path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+            creds=creds,
+        )
+        if r.status != 201:
+            raise RuntimeError(f"PUT blob {digest}: {r.status} {r.body[:500]!r}")
+
     def stop(self, timeout: float = 10) -> None:
         """Terminate by pid, wait, then kill. Idempotent."""
         if self.process.poll() is None:
@@ -176,6 +276,39 @@ class Registry:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class HTTPReply:
+    """Status, headers and body of one raw HTTP exchange."""
+
+    status: int
+    headers: Message
+    body: bytes
+
+
+def _send(method: str, url: str, body: bytes | None, headers: dict[str, str], ctx: ssl.SSLContext | None) -> HTTPReply:
+    """One request, redirects not followed, HTTP errors returned as replies."""
+    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=ctx))
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with opener.open(req, timeout=30) as resp:
+            return HTTPReply(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as e:
+        return HTTPReply(e.code, e.headers, e.read())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _scope_for(method: str, path: str) -> str:
+    m = re.match(r"^/v2/(.+?)/(manifests|blobs|tags)/", path)
+    if not m:
+        return "registry:catalog:*" if path.startswith("/v2/_catalog") else ""
+    actions = "pull" if method in ("GET", "HEAD") else ("delete" if method == "DELETE" else "pull,push")
+    return f"repository:{m[1]}:{actions}"
 
 
 def free_port() -> int:

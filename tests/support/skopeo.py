@@ -19,11 +19,13 @@ from pathlib import Path
 
 __all__ = [
     "SkopeoError",
+    "digest_of",
     "inspect_raw",
     "list_tags",
     "manifest_digest",
     "push_layout",
     "push_schema1",
+    "schema1_digest",
     "skopeo",
     "write_authfile",
 ]
@@ -164,9 +166,33 @@ def inspect_raw(
 def manifest_digest(
     docker_ref: str, *, creds: Creds = None, tls_verify: bool = False, cert_dir: Path | None = None
 ) -> str:
-    """``sha256:`` digest of the manifest bytes stored for ``docker_ref``."""
-    raw = inspect_raw(docker_ref, creds=creds, tls_verify=tls_verify, cert_dir=cert_dir)
+    """The registry's digest of the manifest stored for ``docker_ref`` (like ``skopeo manifest-digest``).
+
+    That is ``sha256`` of the exact bytes, except for signed schema1 (see :func:`schema1_digest`).
+    """
+    return digest_of(inspect_raw(docker_ref, creds=creds, tls_verify=tls_verify, cert_dir=cert_dir))
+
+
+def digest_of(raw: bytes) -> str:
+    """Manifest digest of ``raw``: ``sha256`` of the bytes, or of the JWS payload for signed schema1."""
+    with contextlib.suppress(ValueError, AttributeError):
+        m = json.loads(raw)
+        if m.get("schemaVersion") == 1 and m.get("signatures"):
+            return schema1_digest(raw)
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def schema1_digest(raw: bytes) -> str:
+    """Digest of a signed Docker schema1 manifest: ``sha256`` of its payload without signatures.
+
+    The payload is ``raw[:formatLength] + base64url(formatTail)`` from the first signature's
+    ``protected`` header. This is what distribution sends as ``Docker-Content-Digest``.
+    """
+    protected = json.loads(raw)["signatures"][0]["protected"]
+    header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    tail = header["formatTail"]
+    payload = raw[: header["formatLength"]] + base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
 def list_tags(

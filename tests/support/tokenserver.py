@@ -61,6 +61,8 @@ class TokenServer:
 
     Use as a context manager or call :meth:`start`/:meth:`stop`. ``expires_in`` and
     ``force_status`` may be changed while running (e.g. short-lived tokens, token-service outage).
+    Note: distribution 2.8 accepts tokens up to 60 s past ``exp`` (clock-skew leeway); mint
+    ``expires_in <= -61`` for a token the registry refuses as expired.
     """
 
     def __init__(
@@ -104,7 +106,9 @@ class TokenServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="token-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="token-server", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -1,0 +1,112 @@
+"""Shared fixtures: real CNCF distribution registries (and a token server) on 127.0.0.1.
+
+Every fixture starts its own processes under ``tmp_path`` and stops them at teardown.
+
+- ``registry`` / ``registry_pair``: plain HTTP, no auth.
+- ``basic_registry``: htpasswd, ``alice``/``secret`` (:data:`BASIC_USERS`).
+- ``token_registry`` + ``token_server``: bearer tokens; ``alice`` may pull/push/delete
+  everything, ``bob`` may only pull (:data:`TOKEN_USERS`, :data:`TOKEN_PERMISSIONS`).
+- ``tls_registry``: HTTPS with the ``ca`` fixture's CA; ``.ca`` and ``.cert_dir`` on the registry.
+- ``mtls_registry``: HTTPS requiring a client certificate (``.client_cert``; ``.cert_dir`` holds it).
+- ``layout``: an empty OCI layout (:class:`tests.support.images.Layout`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:  # make ``tests.support`` importable however pytest is started
+    sys.path.insert(0, str(_ROOT))
+
+from tests.support.images import Layout  # noqa: E402
+from tests.support.pki import CA, TokenSigner  # noqa: E402
+from tests.support.registry import Htpasswd, Registry, TokenAuth, start_registry  # noqa: E402
+from tests.support.tokenserver import TokenServer  # noqa: E402
+
+BASIC_USERS = {"alice": "secret"}
+TOKEN_USERS = {"alice": "secret", "bob": "bobpass"}
+TOKEN_PERMISSIONS = {
+    "alice": {"*": ["pull", "push", "delete"], "registry:catalog": ["*"]},
+    "bob": {"*": ["pull"]},
+}
+TOKEN_SERVICE = "ferry-test-registry"
+TOKEN_ISSUER = "ferry-test-issuer"
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> CA:
+    """A fresh test certificate authority."""
+    return CA.create(tmp_path / "ca")
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    """An empty OCI image layout to fill with :mod:`tests.support.images` generators."""
+    return Layout(tmp_path / "layout")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """Plain HTTP registry, no auth, delete enabled."""
+    with start_registry(tmp_path / "registry") as reg:
+        yield reg
+
+
+@pytest.fixture
+def registry_pair(tmp_path: Path) -> Iterator[tuple[Registry, Registry]]:
+    """Two independent plain HTTP registries: (source, destination)."""
+    with start_registry(tmp_path / "registry-src") as src, start_registry(tmp_path / "registry-dst") as dst:
+        yield src, dst
+
+
+@pytest.fixture
+def basic_registry(tmp_path: Path) -> Iterator[Registry]:
+    """htpasswd-protected registry; credentials in :data:`BASIC_USERS`."""
+    with start_registry(tmp_path / "registry-basic", auth=Htpasswd(users=dict(BASIC_USERS))) as reg:
+        yield reg
+
+
+@pytest.fixture
+def token_signer(tmp_path: Path) -> TokenSigner:
+    """Key and certificate that the token registry trusts."""
+    return TokenSigner.create(tmp_path / "token-signer")
+
+
+@pytest.fixture
+def token_server(token_signer: TokenSigner) -> Iterator[TokenServer]:
+    """Token server: alice pull/push/delete on all, bob pull-only; anonymous nothing."""
+    with TokenServer(
+        token_signer,
+        service=TOKEN_SERVICE,
+        issuer=TOKEN_ISSUER,
+        users=dict(TOKEN_USERS),
+        permissions={k: dict(v) for k, v in TOKEN_PERMISSIONS.items()},
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path, token_server: TokenServer, token_signer: TokenSigner) -> Iterator[Registry]:
+    """Registry with bearer-token auth backed by ``token_server``."""
+    auth = TokenAuth(realm=token_server.realm, service=TOKEN_SERVICE, issuer=TOKEN_ISSUER, signer=token_signer)
+    with start_registry(tmp_path / "registry-token", auth=auth) as reg:
+        yield reg
+
+
+@pytest.fixture
+def tls_registry(tmp_path: Path, ca: CA) -> Iterator[Registry]:
+    """HTTPS registry with a server cert from ``ca`` (``.ca``, ``.cert_dir``, ``.ssl_context()``)."""
+    with start_registry(tmp_path / "registry-tls", tls=ca) as reg:
+        yield reg
+
+
+@pytest.fixture
+def mtls_registry(tmp_path: Path, ca: CA) -> Iterator[Registry]:
+    """HTTPS registry that requires a client certificate signed by ``ca`` (``.client_cert``)."""
+    with start_registry(tmp_path / "registry-mtls", tls=ca, mtls=True) as reg:
+        yield reg
