@@ -3,9 +3,9 @@
 Every fixture starts its own processes under ``tmp_path`` and stops them at teardown.
 
 - ``registry`` / ``registry_pair``: plain HTTP, no auth.
-- ``basic_registry``: htpasswd, ``alice``/``secret`` (:data:`BASIC_USERS`).
+- ``basic_registry``: htpasswd, ``alice``/``secret`` (``tests.support.registry.ALICE``).
 - ``token_registry`` + ``token_server``: bearer tokens; ``alice`` may pull/push/delete
-  everything, ``bob`` may only pull (:data:`TOKEN_USERS`, :data:`TOKEN_PERMISSIONS`).
+  everything, ``bob`` (``BOB``) may only pull (:data:`TOKEN_PERMISSIONS`).
 - ``tls_registry``: HTTPS with the ``ca`` fixture's CA; ``.ca`` and ``.cert_dir`` on the registry.
 - ``mtls_registry``: HTTPS requiring a client certificate (``.client_cert``; ``.cert_dir`` holds it).
 - ``layout``: an empty OCI layout (:class:`tests.support.images.Layout`).
@@ -25,11 +25,11 @@ if str(_ROOT) not in sys.path:  # make ``tests.support`` importable however pyte
 
 from tests.support.images import Layout  # noqa: E402
 from tests.support.pki import CA, TokenSigner  # noqa: E402
-from tests.support.registry import Htpasswd, Registry, TokenAuth, start_registry  # noqa: E402
+from tests.support.registry import ALICE, BOB, Htpasswd, Registry, TokenAuth, start_registry  # noqa: E402
 from tests.support.tokenserver import TokenServer  # noqa: E402
 
-BASIC_USERS = {"alice": "secret"}
-TOKEN_USERS = {"alice": "secret", "bob": "bobpass"}
+BASIC_USERS = dict([ALICE])
+TOKEN_USERS = dict([ALICE, BOB])
 TOKEN_PERMISSIONS = {
     "alice": {"*": ["pull", "push", "delete"], "registry:catalog": ["*"]},
     "bob": {"*": ["pull"]},

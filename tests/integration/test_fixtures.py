@@ -11,14 +11,12 @@ import pytest
 
 from tests.support import images as im
 from tests.support.pki import CA, TokenSigner
-from tests.support.registry import Registry, start_registry
+from tests.support.registry import ALICE, BOB, Registry, TokenAuth, start_registry
 from tests.support.skopeo import SkopeoError, inspect_raw, list_tags, manifest_digest, push_layout, push_schema1
 from tests.support.tokenserver import TokenServer
 
 pytestmark = pytest.mark.integration
 
-ALICE = ("alice", "secret")
-BOB = ("bob", "bobpass")
 
 ACCEPT_ALL = ", ".join(
     [
@@ -119,6 +117,13 @@ def test_referrers_fallback_index_push_exact(registry: Registry, layout: im.Layo
     assert json.loads(inspect_raw(registry.ref(f"proj/app@{sig}")))["subject"]["digest"] == subject
 
 
+@pytest.mark.parametrize("make", [im.oci_image, im.oci_index])
+def test_push_via_oci_transport(make: Callable[..., str], registry: Registry, layout: im.Layout) -> None:
+    digest = make(layout, "img", seed=8)
+    push_layout(layout.path, "img", registry.ref("proj/app:v1"), transport="oci")
+    assert inspect_raw(registry.ref("proj/app:v1")) == layout.manifest_bytes(digest)
+
+
 def test_request_log_counts_blob_uploads(registry: Registry, layout: im.Layout) -> None:
     digest = im.oci_image(layout, "img", seed=3, layers=3)
     mark = registry.mark()
@@ -132,6 +137,7 @@ def test_request_log_counts_blob_uploads(registry: Registry, layout: im.Layout) 
     assert any(r.method == "HEAD" and r.status == 200 for r in registry.requests(mark))
     assert all(r.path != "/v2/" or r.user_agent != "ferry-test-readiness-probe" for r in registry.requests())
     assert manifest_digest(registry.ref("proj/app:v2")) == digest
+    assert any(rec.get("http.request.method") == "PUT" for rec in registry.log_records())
 
 
 def test_registry_pair_independent_and_stopped(registry_pair: tuple[Registry, Registry], layout: im.Layout) -> None:
@@ -235,8 +241,6 @@ def test_token_server_protocol(token_registry: Registry, token_server: TokenServ
 
 def test_token_signer_kid_header(tmp_path: Path, token_signer: TokenSigner, token_server: TokenServer) -> None:
     token_server.header = "kid"
-    from tests.support.registry import TokenAuth
-
     auth = TokenAuth(token_server.realm, "ferry-test-registry", "ferry-test-issuer", token_signer)
     with start_registry(tmp_path / "kid", auth=auth) as reg:
         assert reg.request("GET", "/v2/", creds=ALICE).status == 200

@@ -169,14 +169,14 @@ class Layout:
         try:
             with tmp:
                 outer = _HashingWriter(tmp)
-                level = 1 if big_file else 6
+                level = 0 if big_file else 6  # random data does not shrink: store it
                 with gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0, compresslevel=level) as gz:
                     inner = _HashingWriter(gz)  # type: ignore[arg-type]
                     with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                        dirs = sorted({str(Path(p).parent) for p in [*files, *([big_file[0]] if big_file else [])]})
+                        paths = [*files, *([big_file[0]] if big_file else [])]
+                        dirs = sorted({str(parent) for p in paths for parent in Path(p).parents if str(parent) != "."})
                         for d in dirs:
-                            if d not in (".", ""):
-                                tar.addfile(_tarinfo(d + "/", 0, directory=True))
+                            tar.addfile(_tarinfo(d + "/", 0, directory=True))
                         for name in sorted(files):
                             tar.addfile(_tarinfo(name, len(files[name])), io.BytesIO(files[name]))
                         if big_file:

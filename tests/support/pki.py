@@ -217,7 +217,8 @@ class TokenSigner:
         """Return a signed JWT granting ``access`` (``[{"type","name","actions"}]``) to ``subject``.
 
         ``audience`` must equal the registry's ``auth.token.service``, ``issuer`` its ``issuer``.
-        ``expires_in`` may be 0 or negative to mint an already-expired token. ``header`` is
+        ``expires_in`` may be negative to mint an expired token; distribution 2.8 allows 60 s of
+        leeway, so use ``expires_in <= -61`` for one it refuses. ``header`` is
         ``"x5c"`` (certificate chain in the header) or ``"kid"`` (libtrust key ID).
         """
         key = _load_key(self.key_path)

@@ -8,6 +8,7 @@ application log (stderr, level info) goes to ``log_path``.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import json
@@ -21,6 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -31,11 +33,26 @@ import yaml
 from tests.support.images import OCI_MANIFEST, Layout
 from tests.support.pki import CA, TokenSigner
 
-__all__ = ["HTTPReply", "Htpasswd", "Registry", "RegistryStartError", "RequestRecord", "TokenAuth", "start_registry"]
+__all__ = [
+    "ALICE",
+    "BOB",
+    "HTTPReply",
+    "Htpasswd",
+    "Registry",
+    "RegistryStartError",
+    "RequestRecord",
+    "TokenAuth",
+    "start_registry",
+]
 
 REGISTRY_BIN = "docker-registry"
 LOOPBACK = "127.0.0.1"
 READINESS_UA = "ferry-test-readiness-probe"
+
+#: Credentials the conftest fixtures configure: ``basic_registry`` knows alice; the token server
+#: knows alice (pull/push/delete everywhere, catalog) and bob (pull only).
+ALICE: tuple[str, str] = ("alice", "secret")
+BOB: tuple[str, str] = ("bob", "bobpass")
 
 
 class RegistryStartError(RuntimeError):
@@ -154,6 +171,14 @@ class Registry:
                 )
             )
         return records[since:]
+
+    def log_records(self) -> list[dict]:
+        """The registry's JSON application log (level info and up), one dict per line."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
 
     def mark(self) -> int:
         """Number of requests logged so far; pass it to :meth:`requests` to see only later ones."""
@@ -311,6 +336,18 @@ def _scope_for(method: str, path: str) -> str:
     return f"repository:{m[1]}:{actions}"
 
 
+_LIVE: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Safety net: terminate registries a crashed or interrupted test run did not stop."""
+    for proc in list(_LIVE):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -442,8 +479,8 @@ def start_registry(
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 cwd=workdir,
-                start_new_session=True,
             )
+        _LIVE.add(proc)
         host = f"{LOOPBACK}:{port}"
         reg = Registry(
             host=host,
