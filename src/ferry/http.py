@@ -12,6 +12,7 @@ import asyncio
 import base64
 import logging
 import random
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ log = logging.getLogger("ferry.http")
 #: Bodies are either bytes (replayable) or a factory of fresh async byte streams (replayable too).
 Body = bytes | Callable[[], AsyncIterator[bytes]] | None
 
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 MAX_TOKEN_BYTES = 1024 * 1024
@@ -246,10 +248,12 @@ class RegistryHTTP:
         allow: tuple[int, ...] = (),
         what: str = "",
         retries: bool = True,
+        basic: bool = False,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response (to be released by the caller) once its status is
         one of ``ok`` or ``allow``. ``path`` is ``/v2/...`` or an absolute URL on this registry (an
         upload ``Location``). Auth, retries and redirects happen here; other statuses become errors.
+        ``basic`` sends the credential as Basic auth up front (Harbor's API takes no challenge dance).
         """
         scopes = scopes or frozenset()
         max_attempts = self.retry.attempts if retries else 1
@@ -258,7 +262,8 @@ class RegistryHTTP:
         while True:
             attempt += 1
             try:
-                resp = await self._send(method, path, scopes, headers, params, body, fresh_token=refreshed_auth)
+                resp = await self._send(method, path, scopes, headers, params, body, fresh_token=refreshed_auth,
+                                        basic=basic)
             except FerryError:
                 raise
             except (aiohttp.ClientConnectorCertificateError, ssl.SSLError,
@@ -283,6 +288,9 @@ class RegistryHTTP:
             status = resp.status
             if status in ok or status in allow:
                 return resp
+            if status == 401 and basic:
+                resp.release()
+                raise self._auth_error(what or path, None)
             if status == 401:
                 ch = parse_challenge(resp.headers.get("WWW-Authenticate"))
                 resp.release()
@@ -310,13 +318,18 @@ class RegistryHTTP:
         body: Body,
         *,
         fresh_token: bool,
+        basic: bool = False,
     ) -> aiohttp.ClientResponse:
         base = await self.base_url()
         url = path if path.startswith(("http://", "https://")) else base + path
         if not self._same_host(url):
             raise ProtocolError(f"{self.registry}: refusing to send a request to another host ({urlsplit(url).netloc})")
         hdrs = dict(headers or {})
-        auth = await self._authorization(scopes, fresh=fresh_token)
+        cred = self.access.credential
+        if basic:
+            auth = _basic(cred.username, cred.password) if cred else None
+        else:
+            auth = await self._authorization(scopes, fresh=fresh_token)
         if auth:
             hdrs["Authorization"] = auth
         data: Any = body() if callable(body) else body
@@ -336,6 +349,47 @@ class RegistryHTTP:
                 method, data = "GET", None
             url, params = target, None
         raise ProtocolError(f"{self.registry}: too many redirects for {path}")
+
+    async def pages(
+        self,
+        path: str,
+        *,
+        scopes: frozenset[str] | None = None,
+        params: Mapping[str, str] | None = None,
+        basic: bool = False,
+        what: str,
+        limit: int = 64 * 1024 * 1024,
+        max_pages: int = 100_000,
+    ) -> AsyncIterator[Any]:
+        """Yield the JSON body of each page, following ``Link: rel="next"`` on this host only.
+
+        A Link that loops back to a page already read is an error, not an endless walk.
+        """
+        import json
+
+        url: str | None = path
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            if url is None:
+                return
+            resp = await self.request("GET", url, scopes=scopes, params=params, basic=basic, what=what)
+            try:
+                raw = await read_limited(resp, limit, what)
+                link = resp.headers.get("Link")
+                current = str(resp.url)
+            finally:
+                resp.release()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise ProtocolError(f"{self.registry}: {what}: answer is not JSON") from None
+            seen.add(current)
+            yield body
+            nxt = next_link(link, current)
+            if nxt is not None and nxt in seen:
+                raise ProtocolError(f"{self.registry}: {what}: pagination Link loops back to {nxt}")
+            url, params = nxt, None
+        raise ProtocolError(f"{self.registry}: {what}: more than {max_pages} pages")
 
     async def backoff(self, attempt: int, retry_after: str | None, why: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
@@ -375,6 +429,27 @@ class RegistryHTTP:
             return NetworkError(f"{self.registry}: {method} {what} failed with HTTP {status}{tail} after "
                                 f"{self.retry.attempts} attempts")
         return ProtocolError(f"{self.registry}: {method} {what} answered HTTP {status}{tail}")
+
+
+async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """Read a whole body, refusing one larger than ``limit`` (hostile or broken servers)."""
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        resp.release()
+        raise ProtocolError(f"{what}: body of {declared} bytes exceeds the {limit}-byte limit")
+    data = await resp.content.read(limit + 1)
+    if len(data) > limit:
+        resp.release()
+        raise ProtocolError(f"{what}: body exceeds the {limit}-byte limit")
+    return data
+
+
+def next_link(header: str | None, current: str) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, resolved against the current URL."""
+    if not header:
+        return None
+    m = _LINK_NEXT.search(header)
+    return urljoin(current, m.group(1)) if m else None
 
 
 class HTTPPool:

@@ -6,19 +6,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote, urljoin
 
 from ferry.errors import DigestMismatchError, NetworkError, NotFoundError, ProtocolError
-from ferry.http import RegistryHTTP
+from ferry.http import RegistryHTTP, read_limited
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
 
 CHUNK = 1024 * 1024
-_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
-MAX_PAGES = 100_000
 
 
 def pull_scope(repo: str) -> frozenset[str]:
@@ -30,26 +26,6 @@ def push_scope(repo: str, mount_from: str | None = None) -> frozenset[str]:
     if mount_from and mount_from != repo:
         scopes.add(f"repository:{mount_from}:pull")
     return frozenset(scopes)
-
-
-def next_link(header: str | None, current: str) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, resolved against the current URL."""
-    if not header:
-        return None
-    m = _LINK_NEXT.search(header)
-    return urljoin(current, m.group(1)) if m else None
-
-
-async def _read_limited(resp, limit: int, what: str) -> bytes:  # type: ignore[no-untyped-def]
-    declared = resp.content_length
-    if declared is not None and declared > limit:
-        resp.release()
-        raise ProtocolError(f"{what}: body of {declared} bytes exceeds the {limit}-byte limit")
-    data = await resp.content.read(limit + 1)
-    if len(data) > limit:
-        resp.release()
-        raise ProtocolError(f"{what}: body exceeds the {limit}-byte limit")
-    return data
 
 
 class RegistryClient:
@@ -75,7 +51,7 @@ class RegistryClient:
             headers={"Accept": ACCEPT}, what=what,
         )
         try:
-            raw = await _read_limited(resp, MAX_MANIFEST_BYTES, what)
+            raw = await read_limited(resp, MAX_MANIFEST_BYTES, what)
             content_type = resp.headers.get("Content-Type")
             header_digest = resp.headers.get("Docker-Content-Digest")
         finally:
@@ -225,46 +201,25 @@ class RegistryClient:
 
     # -- listing ----------------------------------------------------------------------------
 
-    async def _paged_list(self, path: str, key: str, scopes: frozenset[str], what: str) -> list[str]:
-        """Follow ``Link: rel=next`` pages; detect loops and links to other hosts."""
+    async def list_tags(self, repo: str) -> list[str]:
+        # distribution 2.8 ignores n/last and sends one page without Link; other registries page.
+        return await self._string_list(f"/v2/{repo}/tags/list", "tags", pull_scope(repo), f"tags of {repo}")
+
+    async def catalog(self, page_size: int = 1000) -> list[str]:
+        return await self._string_list(
+            f"/v2/_catalog?n={page_size}", "repositories", frozenset({"registry:catalog:*"}), "catalog"
+        )
+
+    async def _string_list(self, path: str, key: str, scopes: frozenset[str], what: str) -> list[str]:
         items: list[str] = []
-        url: str | None = path
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return items
-            resp = await self.http.request("GET", url, scopes=scopes, what=what)
-            try:
-                raw = await _read_limited(resp, 64 * 1024 * 1024, what)
-                link = resp.headers.get("Link")
-                current = str(resp.url)
-            finally:
-                resp.release()
-            try:
-                page = json.loads(raw).get(key)
-            except (ValueError, AttributeError):
-                raise ProtocolError(f"{self.registry}: {what}: answer is not the expected JSON") from None
+        async for body in self.http.pages(path, scopes=scopes, what=what):
+            page = body.get(key) if isinstance(body, dict) else None
             if page is None:
                 page = []
             if not isinstance(page, list) or not all(isinstance(x, str) for x in page):
                 raise ProtocolError(f"{self.registry}: {what}: {key!r} is not a list of strings")
             items.extend(page)
-            nxt = next_link(link, current)
-            if nxt is not None:
-                if nxt in seen or nxt == current:
-                    raise ProtocolError(f"{self.registry}: {what}: pagination Link loops back to {nxt}")
-                seen.add(nxt)
-            url = nxt
-        raise ProtocolError(f"{self.registry}: {what}: more than {MAX_PAGES} pages")
-
-    async def list_tags(self, repo: str) -> list[str]:
-        # distribution 2.8 ignores n/last and sends one page without Link; other registries page.
-        return await self._paged_list(f"/v2/{repo}/tags/list", "tags", pull_scope(repo), f"tags of {repo}")
-
-    async def catalog(self, page_size: int = 1000) -> list[str]:
-        return await self._paged_list(
-            f"/v2/_catalog?n={page_size}", "repositories", frozenset({"registry:catalog:*"}), "catalog"
-        )
+        return items
 
 
 class Repository:

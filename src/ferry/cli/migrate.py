@@ -1,0 +1,210 @@
+"""``ferry migrate`` and ``ferry verify``: options in, a migration run, tables and a report out."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ferry.cli.main import app, run_async
+from ferry.cli.options import parse_bool, warn_argv_password
+from ferry.cli.progress import make_events
+from ferry.engine import EngineOptions
+from ferry.errors import RunFailedError
+from ferry.journal import Journal, default_path
+from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
+from ferry.plan.inventory import Selection, parse_maps
+from ferry.report import human_bytes, print_failures, summary_table, write_report
+
+SRC_CREDS_HELP = "Source user, USER or USER:PASS; the password also from FERRY_SRC_PASSWORD, an auth file or a prompt."
+DST_CREDS_HELP = "Destination user; the password also from FERRY_DEST_PASSWORD, an auth file or a prompt."
+
+
+def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
+             dest_tls_verify: str, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
+             project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
+             exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
+             force: bool = False, dry_run: bool = False, verify_only: bool = False) -> MigrationOptions:
+    for flag, value in (("--src-creds", src_creds), ("--dest-creds", dest_creds)):
+        if value and ":" in value:
+            warn_argv_password(flag)
+    return MigrationOptions(
+        source=SideOptions(src_url, src_creds, parse_bool(src_tls_verify, "--src-tls-verify"), src_cert_dir,
+                           "FERRY_SRC_PASSWORD"),
+        destination=SideOptions(dst_url, dest_creds, parse_bool(dest_tls_verify, "--dest-tls-verify"),
+                                dest_cert_dir, "FERRY_DEST_PASSWORD"),
+        selection=Selection(tuple(project), tuple(exclude_project), tuple(repo), tuple(tag), tuple(exclude_tag),
+                            include_untagged, parse_maps(map_)),
+        authfile=authfile,
+        engine=EngineOptions(proc=proc, retries=retries, force=force),
+        dry_run=dry_run,
+        verify_only=verify_only,
+    )
+
+
+def _project_table(outcome: MigrationOutcome, title: str) -> Table:
+    table = Table(title=title, header_style="bold")
+    for col in ("project", "→", "action", "repos", "images", "copied", "skipped", "failed", "bytes", "verified"):
+        table.add_column(col, justify="right" if col not in ("project", "→", "action") else "left")
+    records = outcome.run.records if outcome.run else []
+    by_job = {}
+    for job, rec in zip(outcome.plan.jobs, records, strict=False):
+        by_job.setdefault(job.origin, []).append(rec)
+    bad = {}
+    for m in outcome.mismatches:
+        bad[m.project] = bad.get(m.project, 0) + 1
+    expected = {}
+    for e in outcome.plan.expected:
+        expected[e.project] = expected.get(e.project, 0) + 1
+    for po in outcome.projects:
+        recs = by_job.get(po.name, [])
+        n_expected = expected.get(po.name, 0)
+        verified = f"{n_expected - bad.get(po.name, 0)}/{n_expected}"
+        table.add_row(
+            po.name, po.destination, po.action + (" (differs)" if po.differences else ""),
+            str(len(outcome.plan.repositories.get(po.name, []))), str(n_expected),
+            str(sum(r.status == "copied" for r in recs)), str(sum(r.status == "skipped" for r in recs)),
+            str(sum(r.status == "failed" for r in recs)), human_bytes(sum(r.bytes for r in recs)), verified,
+        )
+    return table
+
+
+def _print_mismatches(console: Console, outcome: MigrationOutcome, limit: int = 50) -> None:
+    for m in outcome.mismatches[:limit]:
+        console.print(f"[red]not verified[/red] {m.destination}: {m.reason}", highlight=False)
+    if len(outcome.mismatches) > limit:
+        console.print(f"… and {len(outcome.mismatches) - limit} more (see --report)")
+
+
+def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
+    plan = outcome.plan
+    table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
+                  header_style="bold")
+    for col in ("project", "→", "action", "repos", "tags+digests", "accessories", "bytes (artifacts)"):
+        table.add_column(col)
+    for po in outcome.projects:
+        jobs = [j for j in plan.images if j.origin == po.name]
+        accs = [j for j in plan.accessories if j.origin == po.name]
+        digests = {e.digest for e in plan.expected if e.project == po.name and e.digest}
+        size = sum(plan.sizes.get(d, 0) for d in digests)
+        table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
+                      str(len(jobs)), str(len(accs)), human_bytes(size) if plan.source_is_harbor else "?")
+    console.print(table)
+    for po in outcome.projects:
+        for d in po.differences:
+            console.print(f"project {po.destination}: {d}")
+        for repo in plan.repositories.get(po.name, []):
+            tags = [j.source.tag or j.source.digest for j in plan.images if j.source.repository == repo]
+            console.print(f"  {repo}: {', '.join(str(t) for t in tags[:20])}{' …' if len(tags) > 20 else ''}",
+                          highlight=False)
+    total = len(plan.expected)
+    console.print(f"{outcome.in_place} of {total} already in place at the destination; "
+                  f"{total - (outcome.in_place or 0)} to copy")
+
+
+async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
+    console = Console(stderr=True)
+    journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
+    total_events = make_events(0, quiet=quiet, console=console)
+    migration = Migration(options, journal=journal, events=total_events)
+    try:
+        outcome = await migration.prepare()
+        if options.dry_run:
+            await migration.dry_run(outcome)
+            _print_plan(Console(), outcome)
+            return
+        if options.verify_only:
+            await migration.verify(outcome)
+        else:
+            if journal is not None:
+                journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}")
+            await migration.create_projects(outcome)
+            events = make_events(len(outcome.plan.jobs), quiet=quiet, console=console)
+            migration.events = events
+            with events:
+                await migration.copy(outcome)
+            await migration.verify(outcome)
+            if journal is not None:
+                journal.finish_run()
+        if report:
+            write_report(report, outcome.to_json())
+        if not quiet:
+            title = "verification" if options.verify_only else f"{outcome.source.host} → {outcome.destination.host}"
+            console.print(_project_table(outcome, title))
+            if outcome.run:
+                console.print(summary_table(outcome.run))
+                print_failures(console, outcome.run)
+            _print_mismatches(console, outcome)
+            checked = len(outcome.plan.expected)
+            console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
+                          + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
+        if not outcome.ok:
+            failed = len(outcome.run.failed) if outcome.run else 0
+            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
+                                 + (f" (report: {report})" if report else ""))
+    finally:
+        await migration.close()
+        if journal is not None:
+            journal.close()
+
+
+@app.command()
+def migrate(
+    src_url: str = typer.Argument(..., metavar="SRC_URL", help="https://host[:port] or http://host[:port]"),
+    dst_url: str = typer.Argument(..., metavar="DST_URL"),
+    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]", help=SRC_CREDS_HELP),
+    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]", help=DST_CREDS_HELP),
+    src_tls_verify: str = typer.Option("true", "--src-tls-verify"),
+    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify"),
+    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir"),
+    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+    project: list[str] = typer.Option([], "--project", metavar="GLOB", help="Only these projects (repeatable)."),
+    exclude_project: list[str] = typer.Option([], "--exclude-project", metavar="GLOB"),
+    repo: list[str] = typer.Option([], "--repo", metavar="GLOB", help="Repositories (path inside the project)."),
+    tag: list[str] = typer.Option([], "--tag", metavar="GLOB"),
+    exclude_tag: list[str] = typer.Option([], "--exclude-tag", metavar="GLOB"),
+    include_untagged: bool = typer.Option(False, "--include-untagged", help="Also copy untagged artifacts."),
+    map_: list[str] = typer.Option([], "--map", metavar="SRC_PROJECT=DST_PROJECT"),
+    proc: int = typer.Option(8, "--proc", min=1, help="Images in flight."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Extra rounds for failed images."),
+    force: bool = typer.Option(False, "--force", help="Copy even what the destination already has."),
+    journal: str | None = typer.Option(None, "--journal", help="Journal file (resume state)."),
+    report: str | None = typer.Option(None, "--report", help="Write a JSON report here."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; write nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
+    options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
+                       dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
+                       map_, proc, retries, force=force, dry_run=dry_run)
+    run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
+
+
+@app.command("verify")
+def verify_cmd(
+    src_url: str = typer.Argument(..., metavar="SRC_URL"),
+    dst_url: str = typer.Argument(..., metavar="DST_URL"),
+    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]", help=SRC_CREDS_HELP),
+    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]", help=DST_CREDS_HELP),
+    src_tls_verify: str = typer.Option("true", "--src-tls-verify"),
+    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify"),
+    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir"),
+    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+    project: list[str] = typer.Option([], "--project", metavar="GLOB"),
+    exclude_project: list[str] = typer.Option([], "--exclude-project", metavar="GLOB"),
+    repo: list[str] = typer.Option([], "--repo", metavar="GLOB"),
+    tag: list[str] = typer.Option([], "--tag", metavar="GLOB"),
+    exclude_tag: list[str] = typer.Option([], "--exclude-tag", metavar="GLOB"),
+    include_untagged: bool = typer.Option(False, "--include-untagged"),
+    map_: list[str] = typer.Option([], "--map", metavar="SRC_PROJECT=DST_PROJECT"),
+    report: str | None = typer.Option(None, "--report"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Check that every selected source tag and digest is at the destination with the same digest."""
+    options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
+                       dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
+                       map_, 1, 0, verify_only=True)
+    run_async(_run(options, journal_path=None, report=report, quiet=quiet))
+

@@ -1,0 +1,237 @@
+"""``ferry migrate`` and ``ferry verify``: a whole Harbor (or registry) into another, in one run.
+
+Order: endpoints recognised and credentials checked on both sides; the source inventoried; missing
+destination projects created (or a clear error before any copy if that is not allowed); images
+copied by the engine, accessories after their subjects; then every selected tag verified.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ferry.auth import credentials
+from ferry.connect import Connections
+from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
+from ferry.errors import AuthError, UsageError
+from ferry.harbor import HarborAPI, Project, User
+from ferry.journal import Journal
+from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
+from ferry.plan.model import Access, AccessMap, Credential
+from ferry.verify import Mismatch, verify
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One side of a migration: ``https://host[:port]`` or ``http://host[:port]``."""
+
+    host: str
+    plain_http: bool
+
+    @classmethod
+    def parse(cls, url: str, side: str) -> Endpoint:
+        text = url if "://" in url else f"https://{url}"
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+            raise UsageError(f"invalid {side} URL {url!r}", hint="expected https://host[:port] or http://host[:port]")
+        if "@" in parts.netloc:
+            raise UsageError(f"{side} URL must not contain credentials", hint=f"use --{side[:3]}-creds or a file")
+        return cls(parts.netloc, parts.scheme == "http")
+
+
+@dataclass(frozen=True, slots=True)
+class SideOptions:
+    url: str
+    creds: str | None = None
+    tls_verify: bool = True
+    cert_dir: str | None = None
+    password_env: str = ""
+
+    def access(self, endpoint: Endpoint, authfile: str | None) -> Access:
+        cred: Credential | None
+        if self.creds:
+            cred = credentials.parse_creds(self.creds, password_env=self.password_env)
+        else:
+            cred = credentials.lookup(endpoint.host, "", authfile)
+            if cred is None and os.environ.get(self.password_env):
+                raise UsageError(f"{self.password_env} is set but no user name is given",
+                                 hint="add --src-creds USER / --dest-creds USER")
+        return Access(credential=cred, tls_verify=self.tls_verify and not endpoint.plain_http,
+                      cert_dir=self.cert_dir, plain_http=endpoint.plain_http)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationOptions:
+    source: SideOptions
+    destination: SideOptions
+    selection: Selection = field(default_factory=Selection)
+    authfile: str | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    dry_run: bool = False
+    verify_only: bool = False
+
+
+@dataclass(slots=True)
+class ProjectOutcome:
+    name: str  # at the source
+    destination: str
+    public: bool
+    storage_limit: int | None
+    action: str  # "created", "exists", "would create", "plain registry"
+    differences: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MigrationOutcome:
+    source: Endpoint
+    destination: Endpoint
+    source_is_harbor: bool
+    destination_is_harbor: bool
+    plan: MigrationPlan
+    projects: list[ProjectOutcome] = field(default_factory=list)
+    run: RunResult | None = None
+    mismatches: list[Mismatch] = field(default_factory=list)
+    in_place: int | None = None  # dry run: jobs already at the destination
+    inventory_requests: int = 0
+
+    @property
+    def ok(self) -> bool:
+        failed = bool(self.run and self.run.failed)
+        return not failed and not self.mismatches
+
+    def to_json(self) -> dict[str, Any]:
+        from ferry.report import summary_dict
+
+        return {
+            "source": self.source.host,
+            "destination": self.destination.host,
+            "source_is_harbor": self.source_is_harbor,
+            "destination_is_harbor": self.destination_is_harbor,
+            "projects": [
+                {"name": p.name, "destination": p.destination, "public": p.public, "storage_limit": p.storage_limit,
+                 "action": p.action, "differences": p.differences}
+                for p in self.projects
+            ],
+            "summary": summary_dict(self.run) if self.run else None,
+            "jobs": [r.to_json() for r in self.run.records] if self.run else [],
+            "verification": {
+                "checked": len(self.plan.expected),
+                "mismatches": [
+                    {"source": m.source, "destination": m.destination, "expected": m.expected, "actual": m.actual,
+                     "project": m.project, "reason": m.reason}
+                    for m in self.mismatches
+                ],
+            },
+        }
+
+
+class Migration:
+    def __init__(self, options: MigrationOptions, *, journal: Journal | None = None,
+                 events: RunEvents | None = None) -> None:
+        self.options = options
+        self.src = Endpoint.parse(options.source.url, "source")
+        self.dst = Endpoint.parse(options.destination.url, "destination")
+        if self.src == self.dst:
+            raise UsageError("source and destination are the same registry")
+        src_access = options.source.access(self.src, options.authfile)
+        dst_access = options.destination.access(self.dst, options.authfile)
+        self.conns = Connections(AccessMap(entries={self.src.host: src_access, self.dst.host: dst_access}),
+                                 connections=max(16, options.engine.blob_concurrency * 2))
+        self.src_api = HarborAPI(self.conns.client(self.src.host).http)
+        self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
+        self.journal = journal
+        self.events = events
+
+    async def close(self) -> None:
+        await self.conns.close()
+
+    async def _recognise(self, api: HarborAPI, side: str) -> tuple[bool, User | None]:
+        """Harbor or plain registry; credentials checked either way before anything moves."""
+        client = self.conns.client(api.host)
+        if api.http.access.credential is not None:
+            user = await api.current_user()
+            if user is not None:
+                return True, user
+        if await api.is_harbor():
+            return True, await api.check_credentials(side)
+        await client.ping()  # a plain registry refuses wrong credentials with 401 here
+        return False, None
+
+    async def prepare(self) -> MigrationOutcome:
+        """Recognise both ends, check credentials, inventory the source, plan the projects."""
+        src_harbor, _ = await self._recognise(self.src_api, "source")
+        dst_harbor, dst_user = await self._recognise(self.dst_api, "destination")
+        before = self.src_api.http.stats.requests
+        sel = self.options.selection
+        if src_harbor:
+            plan = await harbor_inventory(self.src_api, self.src.host, self.dst.host, sel)
+        else:
+            plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel)
+        outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
+                                   inventory_requests=self.src_api.http.stats.requests - before)
+        outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
+        return outcome
+
+    async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
+                             user: User | None) -> list[ProjectOutcome]:
+        sel = self.options.selection
+        out: list[ProjectOutcome] = []
+        for p in projects:
+            limit = await self.src_api.storage_limit(p) if src_harbor and dst_harbor else None
+            dest_name = sel.project_map.get(p.name, p.name)
+            po = ProjectOutcome(p.name, dest_name, p.public, limit, "plain registry")
+            if dst_harbor:
+                existing = await self.dst_api.project(dest_name)
+                if existing is None:
+                    po.action = "create"
+                else:
+                    po.action = "exists"
+                    if existing.public != p.public:
+                        po.differences.append(f"public: source {p.public}, destination {existing.public}")
+                    if limit is not None:
+                        dest_limit = await self.dst_api.storage_limit(existing)
+                        if dest_limit is not None and dest_limit != limit:
+                            po.differences.append(f"storage_limit: source {limit}, destination {dest_limit}")
+            out.append(po)
+        missing = [po.destination for po in out if po.action == "create"]
+        if missing and dst_harbor and not (user and user.sysadmin):
+            info = await self.dst_api.systeminfo()
+            if info.get("project_creation_restriction") != "everyone":
+                who = f"user {user.username!r}" if user else "an anonymous caller"
+                raise AuthError(
+                    f"destination Harbor {self.dst.host}: {who} may not create projects "
+                    f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''} missing)",
+                    hint="use an administrator or a system robot account, or create the projects first",
+                )
+        return out
+
+    async def create_projects(self, outcome: MigrationOutcome) -> None:
+        for po in outcome.projects:
+            if po.action == "create":
+                created = await self.dst_api.create_project(po.destination, public=po.public,
+                                                            storage_limit=po.storage_limit)
+                po.action = "created" if created else "exists"
+
+    async def dry_run(self, outcome: MigrationOutcome) -> None:
+        """Count what is already in place; nothing is written."""
+        for po in outcome.projects:
+            if po.action == "create":
+                po.action = "would create"
+        mismatches = await verify(self.conns, outcome.plan.expected)
+        outcome.in_place = len(outcome.plan.expected) - len(mismatches)
+        outcome.mismatches = mismatches
+
+    async def copy(self, outcome: MigrationOutcome) -> None:
+        engine = Engine(self.conns, self.options.engine, journal=self.journal, events=self.events)
+        images = await engine.run(outcome.plan.images)
+        accessories = await engine.run(outcome.plan.accessories)
+        images.records.extend(accessories.records)
+        images.seconds += accessories.seconds
+        images.requests += accessories.requests
+        images.http_retries += accessories.http_retries
+        outcome.run = images
+
+    async def verify(self, outcome: MigrationOutcome) -> None:
+        outcome.mismatches = await verify(self.conns, outcome.plan.expected)

@@ -1,0 +1,159 @@
+"""What a migration moves: the source inventoried (Harbor API or ``/v2/_catalog``), filtered,
+mapped to destination projects, and turned into Jobs — images first, accessories after them."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ferry.errors import UsageError
+from ferry.harbor import Artifact, HarborAPI, Project
+from ferry.media import referrers_tag
+from ferry.plan.model import Job
+from ferry.refs import RegistryRef
+from ferry.transports.registry import RegistryClient
+
+T = TypeVar("T")
+R = TypeVar("R")
+LIST_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    projects: tuple[str, ...] = ()  # globs; empty = all
+    exclude_projects: tuple[str, ...] = ()
+    repos: tuple[str, ...] = ()  # globs on the path inside the project or the full name
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    include_untagged: bool = False
+    project_map: dict[str, str] = field(default_factory=dict)
+
+    def project_selected(self, name: str) -> bool:
+        if self.projects and not any(fnmatch.fnmatchcase(name, g) for g in self.projects):
+            return False
+        return not any(fnmatch.fnmatchcase(name, g) for g in self.exclude_projects)
+
+    def repo_selected(self, full_name: str) -> bool:
+        if not self.repos:
+            return True
+        inner = full_name.partition("/")[2]
+        return any(fnmatch.fnmatchcase(full_name, g) or fnmatch.fnmatchcase(inner, g) for g in self.repos)
+
+    def tag_selected(self, tag: str) -> bool:
+        if self.tags and not any(fnmatch.fnmatchcase(tag, g) for g in self.tags):
+            return False
+        return not any(fnmatch.fnmatchcase(tag, g) for g in self.exclude_tags)
+
+    def dest_repository(self, full_name: str) -> str:
+        project, _, inner = full_name.partition("/")
+        return f"{self.project_map.get(project, project)}/{inner}" if inner else self.project_map.get(project, project)
+
+
+def parse_maps(values: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        src, sep, dst = v.partition("=")
+        if not sep or not src or not dst or "/" in src or "/" in dst:
+            raise UsageError(f"invalid --map {v!r}", hint="expected SRC_PROJECT=DST_PROJECT")
+        out[src] = dst
+    return out
+
+
+@dataclass(slots=True)
+class Expected:
+    """One thing verification checks: the destination ref must hold this digest."""
+
+    source: RegistryRef
+    destination: RegistryRef
+    digest: str | None  # None: read it from the source at verification time
+    project: str
+
+
+@dataclass(slots=True)
+class MigrationPlan:
+    projects: list[Project]  # source projects selected, in order
+    images: list[Job] = field(default_factory=list)
+    accessories: list[Job] = field(default_factory=list)  # after their subjects
+    expected: list[Expected] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # artifact digest → size (Harbor sources)
+    repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
+    source_is_harbor: bool = False
+
+    @property
+    def jobs(self) -> list[Job]:
+        return self.images + self.accessories
+
+
+async def bounded_map(fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int = LIST_CONCURRENCY) -> list[R]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> R:
+        async with gate:
+            return await fn(item)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))
+
+
+def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, digest: str | None,
+         *, accessory: bool = False) -> None:
+    job = Job(src, dst, origin=project)
+    (plan.accessories if accessory else plan.images).append(job)
+    plan.expected.append(Expected(src, dst, digest, project))
+
+
+def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_reg: str,
+                   dst_reg: str) -> None:
+    dst_repo = sel.dest_repository(art.repository)
+    src_base = RegistryRef(src_reg, art.repository)
+    dst_base = RegistryRef(dst_reg, dst_repo)
+    tags = [t for t in art.tags if sel.tag_selected(t)]
+    if not tags and not (sel.include_untagged and not art.tags):
+        return
+    plan.sizes[art.digest] = art.size
+    for tag in tags:
+        _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), art.digest)
+    if not art.tags:
+        _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest)
+    for acc in art.accessories:
+        if acc.type == "signature.cosign":
+            # cosign finds signatures by tag: sha256-<subject hex>.sig
+            dst = dst_base.with_tag(referrers_tag(acc.subject_digest) + ".sig")
+        else:
+            dst = dst_base.with_digest(acc.digest)
+        _add(plan, project, src_base.with_digest(acc.digest), dst, acc.digest, accessory=True)
+
+
+async def harbor_inventory(api: HarborAPI, src_reg: str, dst_reg: str, sel: Selection) -> MigrationPlan:
+    projects = [p for p in await api.projects() if sel.project_selected(p.name)]
+    plan = MigrationPlan(projects=projects, source_is_harbor=True)
+    repos_by_project = await bounded_map(api.repositories, [p.name for p in projects])
+    for p, repos in zip(projects, repos_by_project, strict=True):
+        plan.repositories[p.name] = [r for r in repos if sel.repo_selected(r)]
+    all_repos = [(p, r) for p in plan.repositories for r in plan.repositories[p]]
+    artifacts = await bounded_map(lambda pr: api.artifacts(pr[1]), all_repos)
+    for (project, _repo), arts in zip(all_repos, artifacts, strict=True):
+        for art in arts:
+            _plan_artifact(plan, sel, project, art, src_reg, dst_reg)
+    return plan
+
+
+async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection) -> MigrationPlan:
+    """A plain registry: ``/v2/_catalog`` and ``tags/list``; the first path component stands for the project."""
+    repos = [r for r in await client.catalog() if sel.project_selected(r.partition("/")[0]) and sel.repo_selected(r)]
+    names = sorted({r.partition("/")[0] for r in repos})
+    plan = MigrationPlan(projects=[Project(name=n, project_id=0, public=False) for n in names])
+    tag_lists = await bounded_map(client.list_tags, repos)
+    for repo, tags in zip(repos, tag_lists, strict=True):
+        project = repo.partition("/")[0]
+        plan.repositories.setdefault(project, []).append(repo)
+        src_base = RegistryRef(client.registry, repo)
+        dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
+        for tag in sorted(tags):
+            if sel.tag_selected(tag):
+                # cosign's tag-style signatures travel as ordinary tags from a plain registry
+                _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), None,
+                     accessory=tag.startswith("sha256-"))
+    return plan
