@@ -505,13 +505,3 @@ def start_registry(
             if "address already in use" not in str(e):
                 raise
     raise RegistryStartError(f"could not start registry: {last_error}")
-
-
-@contextlib.contextmanager
-def running_registry(workdir: Path, **kwargs: object):  # type: ignore[no-untyped-def]
-    """Context manager form of :func:`start_registry`."""
-    reg = start_registry(workdir, **kwargs)  # type: ignore[arg-type]
-    try:
-        yield reg
-    finally:
-        reg.stop()
