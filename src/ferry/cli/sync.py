@@ -1,0 +1,174 @@
+"""``ferry sync``: image-syncer's files (``--auth/--images`` or ``--config``) or skopeo sync's
+arguments (``--src docker|yaml --dest docker SOURCE DESTINATION``), run on the bulk engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ferry.cli.main import app, run_async
+from ferry.cli.options import Side, parse_bool
+from ferry.cli.progress import make_events
+from ferry.connect import Connections
+from ferry.engine import Engine, EngineOptions
+from ferry.errors import RunFailedError, UsageError
+from ferry.journal import Journal, default_path
+from ferry.plan import imagesyncer, skopeo_sync
+from ferry.plan.expand import check_plan, expand
+from ferry.plan.inventory import Expected
+from ferry.plan.model import AccessMap, Job, PlatformFilter, Rule
+from ferry.refs import RegistryRef, parse_repository
+from ferry.report import print_failures, run_payload, summary_table, write_report
+from ferry.verify import verify
+
+
+def _split(values: list[str]) -> tuple[str, ...]:
+    """image-syncer's list flags take repeats and commas alike."""
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def _image_syncer_plan(config: str | None, auth: str | None, images: str | None, registry: str | None,
+                       namespace: str | None) -> tuple[list[Rule], AccessMap]:
+    registry = registry or os.environ.get("DEFAULT_REGISTRY") or None
+    namespace = namespace or os.environ.get("DEFAULT_NAMESPACE") or None
+    if config:
+        return imagesyncer.load_config(config, default_registry=registry, default_namespace=namespace)
+    images = images or "images.json"
+    if not Path(images).exists():
+        raise UsageError(f"{images}: no such file", hint="give --images FILE (and --auth FILE), or --config FILE")
+    rules = imagesyncer.load_images(images, default_registry=registry, default_namespace=namespace)
+    auth = auth or ("auth.json" if Path("auth.json").exists() else None)
+    return rules, (imagesyncer.load_auth(auth) if auth else AccessMap())
+
+
+def _skopeo_plan(src: str, dest: str, source: str, destination: str, naming: skopeo_sync.DestNaming,
+                 src_side: Side, dst_side: Side, append_suffix: str) -> tuple[list[Rule], AccessMap]:
+    if dest != "docker":
+        raise UsageError(f"--dest {dest!r} is not supported", hint="ferry sync writes to registries: --dest docker")
+    dest_ref = parse_repository(destination) if "/" in destination else RegistryRef(destination, "")
+    if src == "yaml":
+        base_access = src_side.access(RegistryRef("", "")) if src_side.creds is None else None
+        rules, amap = skopeo_sync.rules_from_skopeo_yaml(source, destination, naming=naming,
+                                                        append_suffix=append_suffix, base=base_access)
+    elif src == "docker":
+        rules = skopeo_sync.rules_from_docker_source(source, destination, naming=naming,
+                                                     append_suffix=append_suffix)
+        amap = AccessMap()
+        src_ref = rules[0].source if rules else None
+        if src_ref is not None:
+            amap.entries[f"{src_ref.registry}/{src_ref.repository}"] = src_side.access(src_ref)
+    else:
+        raise UsageError(f"--src {src!r} is not supported", hint="use --src docker or --src yaml")
+    key = f"{dest_ref.registry}/{dest_ref.repository}".rstrip("/")
+    amap.entries[key] = dst_side.access(dest_ref)
+    return rules, amap
+
+
+@app.command()
+def sync(
+    source: str | None = typer.Argument(None, metavar="[SOURCE]"),
+    destination: str | None = typer.Argument(None, metavar="[DESTINATION]"),
+    # image-syncer
+    config: str | None = typer.Option(None, "--config", help="image-syncer config file holding auth and images."),
+    auth: str | None = typer.Option(None, "--auth", help="image-syncer auth file (JSON/YAML)."),
+    images: str | None = typer.Option(None, "--images", help="image-syncer images file (JSON/YAML)."),
+    registry: str | None = typer.Option(None, "--registry", help="Default destination registry ($DEFAULT_REGISTRY)."),
+    namespace: str | None = typer.Option(None, "--namespace",
+                                         help="Default destination namespace ($DEFAULT_NAMESPACE)."),
+    os_: list[str] = typer.Option([], "--os", help="Keep only these OSes of multi-platform images (rewrites)."),
+    arch: list[str] = typer.Option([], "--arch", help="Keep only these architectures (rewrites the index)."),
+    log: str | None = typer.Option(None, "--log", help="Write progress lines to this file."),
+    # skopeo sync
+    src: str | None = typer.Option(None, "--src", "-s", help="Source kind: docker or yaml."),
+    dest: str | None = typer.Option(None, "--dest", "-d", help="Destination kind: docker."),
+    scoped: bool = typer.Option(False, "--scoped", help="Put images under DEST/<source host>/<path>."),
+    dest_naming: str = typer.Option("path", "--dest-naming",
+                                    help="path (default: keep the repository path), scoped, or basename "
+                                         "(skopeo's flattening)."),
+    all_: bool = typer.Option(True, "--all", "-a", help="Accepted for skopeo compatibility: every platform."),
+    append_suffix: str = typer.Option("", "--append-suffix", help="Add this suffix to destination tags."),
+    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]"),
+    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]"),
+    src_tls_verify: str = typer.Option("true", "--src-tls-verify"),
+    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify"),
+    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir"),
+    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir"),
+    authfile: str | None = typer.Option(None, "--authfile"),
+    # engine and output
+    proc: int = typer.Option(5, "--proc", min=1, help="Images in flight."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Extra rounds for failed images."),
+    force: bool = typer.Option(False, "--force", help="Copy even when the destination has the same digest."),
+    journal: str | None = typer.Option(None, "--journal", help="Journal file (resume state)."),
+    report: str | None = typer.Option(None, "--report", help="Write a JSON report here."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is in place; copy nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
+    skopeo_mode = src is not None or dest is not None or source is not None
+    if skopeo_mode:
+        if not (src and dest and source and destination):
+            raise UsageError("skopeo-style sync needs --src, --dest, SOURCE and DESTINATION")
+        if config or images or auth:
+            raise UsageError("use either image-syncer files (--config/--auth/--images) or --src/--dest, not both")
+        naming = skopeo_sync.DestNaming.SCOPED if scoped else skopeo_sync.DestNaming(dest_naming)
+        src_side = Side(src_creds, src_tls_verify, src_cert_dir, authfile, "src-", "FERRY_SRC_PASSWORD")
+        dst_side = Side(dest_creds, dest_tls_verify, dest_cert_dir, authfile, "dest-", "FERRY_DEST_PASSWORD")
+        rules, amap = _skopeo_plan(src, dest, source, destination, naming, src_side, dst_side, append_suffix)
+    else:
+        parse_bool(src_tls_verify, "--src-tls-verify")
+        rules, amap = _image_syncer_plan(config, auth, images, registry, namespace)
+    platforms = PlatformFilter(os=_split(os_), arch=_split(arch))
+    options = EngineOptions(proc=proc, retries=retries, force=force, platforms=platforms)
+    run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
+                   log=log))
+
+
+async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,
+               report: str | None, dry_run: bool, quiet: bool, log: str | None) -> None:
+    console = Console(stderr=True)
+    conns = Connections(amap, connections=max(16, options.blob_concurrency * 2))
+    try:
+        jobs = check_plan(await expand(rules, lambda ref: conns.repository(ref).client.list_tags(ref.repository)))
+        if dry_run:
+            await _dry_run(conns, jobs)
+            return
+        journal = Journal(journal_path or default_path())
+        journal.start_run("sync")
+        log_stream = open(log, "a") if log else None  # noqa: SIM115 (closed below)
+        try:
+            if log_stream is not None:
+                from ferry.cli.progress import LogEvents
+
+                events = LogEvents(len(jobs), log_stream)
+            else:
+                events = make_events(len(jobs), quiet=quiet, console=console)
+            with events:
+                result = await Engine(conns, options, journal=journal, events=events).run(jobs)
+            journal.finish_run()
+        finally:
+            journal.close()
+            if log_stream is not None:
+                log_stream.close()
+        if report:
+            write_report(report, run_payload(result))
+        if not quiet:
+            console.print(summary_table(result, title="ferry sync"))
+            print_failures(console, result)
+        if result.failed:
+            raise RunFailedError(f"{len(result.failed)} of {len(jobs)} image(s) failed"
+                                 + (f" (report: {report})" if report else ""))
+    finally:
+        await conns.close()
+
+
+async def _dry_run(conns: Connections, jobs: list[Job]) -> None:
+    expected = [Expected(j.source, j.destination, None, j.origin) for j in jobs]
+    pending = {m.destination for m in await verify(conns, expected)}
+    for job in jobs:
+        state = "to copy " if str(job.destination) in pending else "in place"
+        print(f"{state}  {job.source} -> {job.destination}")
+    print(f"{len(jobs)} images: {len(jobs) - len(pending)} in place, {len(pending)} to copy", file=sys.stderr)
