@@ -57,7 +57,7 @@ class User:
 
 def encode_repo(path_in_project: str) -> str:
     """Harbor wants ``a/b`` as ``a%252Fb`` in URL paths: encoded once here, once more on the wire."""
-    return quote(quote(path_in_project, safe=""), safe="%")
+    return quote(quote(path_in_project, safe=""), safe="")
 
 
 class HarborAPI:

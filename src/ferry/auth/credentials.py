@@ -119,7 +119,7 @@ def lookup_in_file(path: Path, registry: str, repository: str = "") -> Credentia
         for key, helper in helpers.items():
             if normalize_key(key) == registry and isinstance(helper, str):
                 return _from_helper(helper, key)
-    auths = data.get("auths") or {}
+    auths = data.get("auths", {})
     if not isinstance(auths, dict):
         raise ConfigError(f"{path}: 'auths' must be an object")
     target = f"{registry}/{repository}" if repository else registry
