@@ -275,8 +275,12 @@ def _parse_yaml(name: str, text: str) -> Any:
             ) from None
         problem = err.problem or "syntax error"
         raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        char = err.character if isinstance(err.character, int) else ord(err.character)
+        raise ConfigError(f"{name}:{line}: invalid YAML: the character U+{char:04X} is not allowed") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{name}: invalid YAML: {err}") from None
+        raise ConfigError(f"{name}: invalid YAML: {' '.join(str(err).split())}") from None
     except RecursionError:
         raise ConfigError(f"{name}: invalid YAML: nested too deeply") from None
     if len(documents) > 1:

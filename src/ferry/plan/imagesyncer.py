@@ -130,7 +130,8 @@ def _pydantic_message(err: ValidationError) -> tuple[tuple[str | int, ...], str]
     if kind == "bool_type":
         return loc[:-1], f"{field} must be true or false"
     if kind == "string_type":
-        return loc[:-1], f"{field} must be a string, found {json.dumps(found) if _jsonable(found) else found!r}"
+        shown = json.dumps(found) if _jsonable(found) else "a " + type(found).__name__
+        return loc[:-1], f"{field} must be a string, found {shown}"
     if kind in ("model_type", "dict_type"):
         return loc, "expected a mapping"
     if kind == "list_type":
