@@ -84,10 +84,8 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         _fail(Interrupted("aborted"))
-    except Exception as e:  # click usage errors carry their own exit code 2
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # command-line usage errors: exit code 2
+        if isinstance(e, _usage_error_types()):
             print(f"ferry: {e.format_message()}", file=sys.stderr)
             sys.exit(2)
         if debug_enabled():
@@ -95,6 +93,21 @@ def run(argv: list[str] | None = None) -> None:
         print(f"ferry: internal error: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
         sys.exit(70)
     sys.exit(0)
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The argument parser's errors: typer >= 0.20 vendors click (``typer.TyperException``); older
+    typer raises click's own ``ClickException``."""
+    types: list[type[Exception]] = []
+    if (vendored := getattr(typer, "TyperException", None)) is not None:
+        types.append(vendored)
+    try:
+        import click
+    except ModuleNotFoundError:
+        pass
+    else:
+        types.append(click.exceptions.ClickException)
+    return tuple(types)
 
 
 def _fail(e: FerryError) -> None:
