@@ -7,7 +7,7 @@ layout plus a name, a directory, a docker archive. ``copy.py`` is written once a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ferry.media import Descriptor, Manifest
 
@@ -51,6 +51,7 @@ class Destination(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
 class Mountable(Protocol):
     """A Destination that can link a blob it already holds elsewhere (a registry's cross-repo mount)."""
 
