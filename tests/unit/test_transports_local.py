@@ -205,7 +205,7 @@ async def test_archive_source_docker_save_layouts(
 
 async def test_archive_digest_is_what_skopeo_preserve_digests_copies(layout: im.Layout, tmp_path: Path) -> None:
     """``skopeo copy --preserve-digests`` keeps the generated manifest; ferry presents the same one
-    (a registry round trip of the same claim is in tests/integration/test_transports_local.py)."""
+    (a registry round trip of the same claim is in tests/integration/test_local_transports_registry.py)."""
     im.oci_image(layout, "v1")
     archive = tmp_path / "a.tar"
     skopeo("copy", f"oci:{layout.path}:v1", f"docker-archive:{archive}")

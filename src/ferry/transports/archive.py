@@ -419,6 +419,7 @@ class ArchiveDestination:
         self._blobs: dict[str, str] = {}  # digest → member name
         self._image: Manifest | None = None
         self._committed = False
+        self._broken = False
 
     def __str__(self) -> str:
         return str(self.ref)
@@ -436,14 +437,20 @@ class ArchiveDestination:
                 raise UsageError(f"{self}: the archive is already committed")
             if desc.digest in self._blobs:
                 return
+            if self._broken:
+                raise UsageError(f"{self}: an earlier write was interrupted; the archive cannot be completed")
             start = self._f.tell()
             try:
                 self._f.write(_header(name, desc.size))
                 await write_parts(self._f, desc, open_chunks(open_stream), str(self))
                 self._f.write(_padding(desc.size))
-            except BaseException:
+            except Exception:
                 self._f.seek(start)
                 self._f.truncate()
+                raise
+            except BaseException:
+                # Cancelled: a worker thread may still be writing, so the tail cannot be cut safely.
+                self._broken = True
                 raise
             self._blobs[desc.digest] = name
 
@@ -481,6 +488,8 @@ class ArchiveDestination:
         async with self._lock:
             if self._committed:
                 return
+            if self._broken:
+                raise UsageError(f"{self}: an earlier write was interrupted; the archive cannot be completed")
             image = self._image
             if image is None:
                 raise UsageError(f"{self}: no image manifest was written, so there is no archive to commit")

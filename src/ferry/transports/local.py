@@ -94,28 +94,45 @@ def _write_all(f: IO[bytes], h: hashlib._Hash, parts: list[bytes]) -> None:
 async def write_parts(f: IO[bytes], desc: Descriptor, chunks: AsyncIterator[bytes], what: str) -> None:
     """Write ``chunks`` to ``f`` while checking size and digest against ``desc``.
 
-    Parts are gathered to about ``CHUNK`` bytes before each hop to the worker thread, so small network
-    chunks do not cost a thread switch each. Raises before returning when the content is wrong; the
-    caller discards what was written.
+    Parts are gathered to about ``CHUNK`` bytes and handed to a writer task that hashes and writes them
+    in a worker thread, while this task already pulls the next ones from the stream: when the stream
+    itself hashes (the copy loop verifies too) the two sha256 passes run on two cores instead of one
+    after the other. At most two batches wait in between, so memory stays flat. Raises before
+    returning when the content is wrong; the caller discards what was written.
     """
     algo, expected = digest_hex(desc.digest, what)
     h = hashlib.new(algo)
-    size = 0
-    pending: list[bytes] = []
-    pending_size = 0
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        size += len(chunk)
-        if desc.size >= 0 and size > desc.size:
-            raise ProtocolError(f"{what}: blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
-        pending.append(chunk)
-        pending_size += len(chunk)
-        if pending_size >= CHUNK:
-            await asyncio.to_thread(_write_all, f, h, pending)
-            pending, pending_size = [], 0
-    if pending:
-        await asyncio.to_thread(_write_all, f, h, pending)
+    queue: asyncio.Queue[list[bytes] | None] = asyncio.Queue(maxsize=2)
+
+    async def writer() -> None:
+        while (parts := await queue.get()) is not None:
+            await asyncio.to_thread(_write_all, f, h, parts)
+
+    task = asyncio.create_task(writer())
+    try:
+        size = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            size += len(chunk)
+            if desc.size >= 0 and size > desc.size:
+                raise ProtocolError(f"{what}: blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= CHUNK:
+                await _hand_over(queue, pending, task)
+                pending, pending_size = [], 0
+        if pending:
+            await _hand_over(queue, pending, task)
+        await _hand_over(queue, None, task)
+        await task
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
     if desc.size >= 0 and size != desc.size:
         raise ProtocolError(f"{what}: blob {desc.digest} ended at {size} of its descriptor's {desc.size} bytes")
     if h.hexdigest() != expected:
@@ -123,6 +140,21 @@ async def write_parts(f: IO[bytes], desc: Descriptor, chunks: AsyncIterator[byte
             f"{what}: blob content does not match its digest {desc.digest} (got {algo}:{h.hexdigest()})",
             hint="the source holds corrupt data",
         )
+
+
+async def _hand_over(
+    queue: asyncio.Queue[list[bytes] | None], item: list[bytes] | None, writer: asyncio.Task[None]
+) -> None:
+    """``queue.put(item)``, unless the writer stops first (its error is raised instead of waiting forever)."""
+    if writer.done():
+        writer.result()
+        raise RuntimeError("blob writer stopped early")
+    put = asyncio.ensure_future(queue.put(item))
+    done, _ = await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+    if put not in done:
+        put.cancel()
+        writer.result()
+        raise RuntimeError("blob writer stopped early")
 
 
 def _sync_close(f: IO[bytes]) -> None:
@@ -168,30 +200,41 @@ def write_file_atomic(path: str, data: bytes) -> None:
         raise
 
 
-def _read_at(path: str, offset: int, n: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(n)
-
-
 async def iter_file(path: str, offset: int = 0, length: int = -1) -> AsyncIterator[bytes]:
-    """Stream ``length`` bytes (all when -1) of a file from ``offset``, one worker-thread read per chunk."""
+    """Stream ``length`` bytes (all when -1) of a file from ``offset`` in ~1 MiB chunks.
+
+    Each read runs in a worker thread, and the next one starts before the current chunk is handed
+    on, so the disk works while the consumer hashes or sends.
+    """
     f = await asyncio.to_thread(open, path, "rb")
+    remaining = length
+
+    def read() -> bytes:
+        nonlocal remaining
+        n = CHUNK if remaining < 0 else min(CHUNK, remaining)
+        chunk = f.read(n) if n else b""
+        if remaining > 0:
+            if not chunk:
+                raise ProtocolError(f"{path}: ended {remaining} bytes early")
+            remaining -= len(chunk)
+        return chunk
+
+    nxt: asyncio.Future[bytes] | None = None
     try:
         if offset:
             await asyncio.to_thread(f.seek, offset)
-        remaining = length
-        while remaining != 0:
-            n = CHUNK if remaining < 0 else min(CHUNK, remaining)
-            chunk = await asyncio.to_thread(f.read, n)
+        nxt = asyncio.ensure_future(asyncio.to_thread(read))
+        while True:
+            chunk = await nxt
+            nxt = None
             if not chunk:
-                if remaining > 0:
-                    raise ProtocolError(f"{path}: ended {remaining} bytes early")
-                break
-            if remaining > 0:
-                remaining -= len(chunk)
+                return
+            nxt = asyncio.ensure_future(asyncio.to_thread(read))
             yield chunk
     finally:
+        if nxt is not None:
+            with contextlib.suppress(BaseException):
+                await nxt
         f.close()
 
 
