@@ -19,8 +19,8 @@ class Source(Protocol):
         """The manifest named by a tag or a digest, bytes exactly as stored (digest-verified)."""
         ...
 
-    def read_blob(self, desc: Descriptor) -> AsyncIterator[bytes]:
-        """Stream a blob's bytes in chunks. The caller verifies the digest while streaming."""
+    def read_blob(self, desc: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
+        """Stream a blob's bytes in chunks, from ``offset``. The caller verifies the digest while streaming."""
         ...
 
     async def close(self) -> None: ...
@@ -31,9 +31,10 @@ class Destination(Protocol):
 
     async def has_blob(self, desc: Descriptor) -> bool: ...
 
-    async def put_blob(self, desc: Descriptor, open_stream: Callable[[], AsyncIterator[bytes]]) -> None:
+    async def put_blob(self, desc: Descriptor, open_stream: Callable[..., AsyncIterator[bytes]]) -> None:
         """Store a blob. ``open_stream()`` gives a fresh, digest-verifying stream of its bytes each time it
-        is called (a transport may call it again to retry); content that does not match must not be kept."""
+        is called (a transport may call it again to retry, or ``open_stream(offset)`` to resume at a
+        multiple of 8 MiB); content that does not match must not be kept."""
         ...
 
     async def has_manifest(self, reference: str) -> str | None:
@@ -59,7 +60,7 @@ class Mountable(Protocol):
     name: str  # the repository inside the store
 
     async def mount_or_put_blob(
-        self, desc: Descriptor, from_name: str, open_stream: Callable[[], AsyncIterator[bytes]]
+        self, desc: Descriptor, from_name: str, open_stream: Callable[..., AsyncIterator[bytes]]
     ) -> bool:
         """Mount the blob from ``from_name`` (True), or upload it in the session the store offers (False)."""
         ...

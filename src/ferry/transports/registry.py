@@ -5,16 +5,22 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote, urljoin
 
-from ferry.errors import DigestMismatchError, NetworkError, NotFoundError, ProtocolError
+from ferry.errors import DigestMismatchError, FerryError, NetworkError, NotFoundError, ProtocolError
 from ferry.http import RegistryHTTP, read_limited
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
 
 CHUNK = 1024 * 1024
+#: Blobs this large are uploaded in PATCH chunks that an interrupted transfer can resume from.
+CHUNKED_MIN = 128 * 1024 * 1024
+UPLOAD_CHUNK = 64 * 1024 * 1024  # a multiple of copy.CHECKPOINT, so resume offsets have a hash state
+#: Opens a verified stream of a blob's bytes from an offset (0 for the whole blob).
+OpenStream = Callable[[int], AsyncIterator[bytes]]
+log = logging.getLogger("ferry.registry")
 
 
 def pull_scope(repo: str) -> frozenset[str]:
@@ -26,6 +32,30 @@ def push_scope(repo: str, mount_from: str | None = None) -> frozenset[str]:
     if mount_from and mount_from != repo:
         scopes.add(f"repository:{mount_from}:pull")
     return frozenset(scopes)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return f"{location}{'&' if '?' in location else '?'}digest={quote(digest)}"
+
+
+class _Slicer:
+    """Cuts one byte stream into consecutive pieces of exact sizes (one per PATCH)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], what: str) -> None:
+        self._it = chunks.__aiter__()
+        self._rest = b""
+        self._what = what
+
+    async def take(self, n: int) -> AsyncIterator[bytes]:
+        while n > 0:
+            if not self._rest:
+                try:
+                    self._rest = await self._it.__anext__()
+                except StopAsyncIteration:
+                    raise ProtocolError(f"{self._what} ended early") from None
+            piece, self._rest = self._rest[:n], self._rest[n:]
+            n -= len(piece)
+            yield piece
 
 
 class RegistryClient:
@@ -112,20 +142,29 @@ class RegistryClient:
         resp.release()
         return resp.status == 200
 
-    async def read_blob(self, repo: str, desc: Descriptor) -> AsyncIterator[bytes]:
-        """Stream a blob; stops with an error when the server sends more than the descriptor's size."""
+    async def read_blob(self, repo: str, desc: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
+        """Stream a blob from ``offset``; stops with an error when the server sends more than the
+        descriptor's size. A server that ignores ``Range`` is read from the start and skipped ahead."""
+        headers = {"Range": f"bytes={offset}-"} if offset else None
         resp = await self.http.request(
-            "GET", f"/v2/{repo}/blobs/{desc.digest}", scopes=pull_scope(repo), what=f"blob {repo}@{desc.digest}"
+            "GET", f"/v2/{repo}/blobs/{desc.digest}", scopes=pull_scope(repo), headers=headers, ok=(200, 206),
+            what=f"blob {repo}@{desc.digest}",
         )
         try:
-            received = 0
+            skip = offset if (offset and resp.status == 200) else 0
+            received = offset
             async for chunk in resp.content.iter_chunked(CHUNK):
+                self.http.stats.bytes_received += len(chunk)
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk, skip = chunk[skip:], 0
                 received += len(chunk)
                 if desc.size >= 0 and received > desc.size:
                     raise ProtocolError(
                         f"{self.registry}: blob {desc.digest} is larger than the {desc.size} bytes its descriptor says"
                     )
-                self.http.stats.bytes_received += len(chunk)
                 yield chunk
         finally:
             resp.release()
@@ -158,37 +197,31 @@ class RegistryClient:
         self,
         repo: str,
         desc: Descriptor,
-        chunks: Callable[[], AsyncIterator[bytes]],
+        open_stream: OpenStream,
         location: str | None = None,
     ) -> None:
-        """Upload a blob in one streamed PUT (after POST, or into ``location`` from a failed mount).
+        """Upload a blob (after POST, or into ``location`` from a failed mount).
 
-        The registry verifies the digest given in the query; ``chunks`` must verify the source side.
+        Small blobs go in one streamed PUT. Blobs of ``CHUNKED_MIN`` bytes or more go in PATCH chunks,
+        so that an interrupted upload resumes from the offset the registry reports instead of starting
+        over. The registry verifies the digest given at the end; ``open_stream`` verifies the source side.
         """
+        if desc.size >= CHUNKED_MIN:
+            await self._upload_chunked(repo, desc, open_stream, location)
+            return
         headers = {"Content-Type": "application/octet-stream"}
         if desc.size >= 0:
             headers["Content-Length"] = str(desc.size)
-        stats = self.http.stats
-
-        def counted() -> AsyncIterator[bytes]:
-            async def gen() -> AsyncIterator[bytes]:
-                async for chunk in chunks():
-                    stats.bytes_sent += len(chunk)
-                    yield chunk
-
-            return gen()
-
         # An interrupted PUT leaves its upload session in an unknown state: each retry starts a new one.
         attempt = 0
         while True:
             attempt += 1
             if location is None:
                 location = await self.start_upload(repo)
-            sep = "&" if "?" in location else "?"
-            url = f"{location}{sep}digest={quote(desc.digest)}"
             try:
                 resp = await self.http.request(
-                    "PUT", url, scopes=push_scope(repo), headers=headers, body=counted, ok=(201, 204),
+                    "PUT", _with_digest(location, desc.digest), scopes=push_scope(repo), headers=headers,
+                    body=lambda: self._counted(open_stream(0)), ok=(201, 204),
                     what=f"blob upload {repo}@{desc.digest}", retries=False,
                 )
                 resp.release()
@@ -198,6 +231,73 @@ class RegistryClient:
                     raise
                 location = None
                 await self.http.backoff(attempt, None, f"blob upload {desc.digest} interrupted")
+
+    async def _upload_chunked(self, repo: str, desc: Descriptor, open_stream: OpenStream,
+                              location: str | None) -> None:
+        what = f"blob upload {repo}@{desc.digest}"
+        offset = 0
+        attempt = 0
+        while True:
+            if location is None:
+                location, offset = await self.start_upload(repo), 0
+            try:
+                location = await self._send_chunks(repo, desc, open_stream, location, offset)
+                resp = await self.http.request("PUT", _with_digest(location, desc.digest), scopes=push_scope(repo),
+                                               ok=(201, 204), what=what, retries=False)
+                resp.release()
+                return
+            except NetworkError as err:
+                attempt += 1
+                if attempt >= self.http.retry.attempts:
+                    raise
+                await self.http.backoff(attempt, None, f"{what} interrupted ({err.message})")
+                offset = await self.upload_offset(repo, location)
+                if offset is None:
+                    location = None  # the registry dropped the session (a partial chunk reached it)
+                else:
+                    log.info("%s: resuming at byte %d of %d", what, offset, desc.size)
+
+    async def _send_chunks(self, repo: str, desc: Descriptor, open_stream: OpenStream, location: str,
+                           offset: int) -> str:
+        """PATCH the blob from ``offset`` in ``UPLOAD_CHUNK`` pieces; returns the newest Location."""
+        source = _Slicer(open_stream(offset), f"{self.registry}: source of {desc.digest}")
+        while offset < desc.size:
+            end = min(offset + UPLOAD_CHUNK, desc.size)
+            headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end - 1}",
+                       "Content-Length": str(end - offset)}
+            resp = await self.http.request("PATCH", location, scopes=push_scope(repo), headers=headers,
+                                           body=self._counted(source.take(end - offset)), ok=(202,),
+                                           what=f"blob chunk {repo}@{desc.digest}", retries=False)
+            resp.release()
+            location = self._location(resp, repo)
+            offset = end
+        return location
+
+    async def upload_offset(self, repo: str, location: str) -> int | None:
+        """Bytes the registry holds for an upload session (its ``Range``), or None when the session is gone."""
+        try:
+            resp = await self.http.request("GET", location, scopes=push_scope(repo), ok=(204, 200),
+                                           allow=(404, 400, 416), what="upload status")
+        except FerryError:
+            return None
+        resp.release()
+        rng = resp.headers.get("Range", "")
+        if resp.status not in (200, 204) or not rng:
+            return None
+        try:
+            return int(rng.rpartition("-")[2]) + 1
+        except ValueError:
+            return None
+
+    def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        stats = self.http.stats
+
+        async def gen() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                stats.bytes_sent += len(chunk)
+                yield chunk
+
+        return gen()
 
     # -- listing ----------------------------------------------------------------------------
 
@@ -233,8 +333,8 @@ class Repository:
     async def get_manifest(self, reference: str) -> Manifest:
         return await self.client.get_manifest(self.name, reference)
 
-    def read_blob(self, desc: Descriptor) -> AsyncIterator[bytes]:
-        return self.client.read_blob(self.name, desc)
+    def read_blob(self, desc: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
+        return self.client.read_blob(self.name, desc, offset)
 
     async def has_blob(self, desc: Descriptor) -> bool:
         return await self.client.has_blob(self.name, desc.digest)
@@ -243,11 +343,11 @@ class Repository:
     def store_key(self) -> str:
         return f"docker://{self.registry}"
 
-    async def put_blob(self, desc: Descriptor, open_stream: Callable[[], AsyncIterator[bytes]]) -> None:
+    async def put_blob(self, desc: Descriptor, open_stream: OpenStream) -> None:
         await self.client.upload_blob(self.name, desc, open_stream)
 
     async def mount_or_put_blob(
-        self, desc: Descriptor, from_name: str, open_stream: Callable[[], AsyncIterator[bytes]]
+        self, desc: Descriptor, from_name: str, open_stream: OpenStream
     ) -> bool:
         location = await self.client.mount_blob(self.name, desc.digest, from_name)
         if location is None:
@@ -266,35 +366,3 @@ class Repository:
 
     async def close(self) -> None:
         return None
-
-
-def verified(chunks: AsyncIterator[bytes], desc: Descriptor, what: str) -> AsyncIterator[bytes]:
-    """Pass chunks through while hashing; raise before the last chunk leaves if the digest or size is wrong.
-
-    Holding back one chunk means a wrong blob never completes an upload: the error aborts the request
-    body before the registry sees its end.
-    """
-
-    async def gen() -> AsyncIterator[bytes]:
-        algo, _, expected = desc.digest.partition(":")
-        h = hashlib.new(algo)
-        size = 0
-        pending: bytes | None = None
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            size += len(chunk)
-            if desc.size >= 0 and size > desc.size:
-                raise ProtocolError(f"{what}: blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
-            h.update(chunk)
-            if pending is not None:
-                yield pending
-            pending = chunk
-        if desc.size >= 0 and size != desc.size:
-            raise ProtocolError(f"{what}: blob {desc.digest} ended at {size} of {desc.size} bytes")
-        if h.hexdigest() != expected:
-            raise DigestMismatchError(f"{what}: blob content does not match {desc.digest}")
-        if pending is not None:
-            yield pending
-
-    return gen()
