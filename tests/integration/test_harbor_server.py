@@ -29,6 +29,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,8 @@ class Seeded:
     sig: str  # cosign signature of image, tag sha256-<hex>.sig
     notation: str  # OCI referrer of the index
     many: list[str]  # public1/many: 105 artifacts
+    dlist: str  # public1/tools:dlist, a Docker manifest list
+    schema2: str  # public1/tools:d2, a Docker schema2 image
 
 
 @pytest.fixture(scope="module")
@@ -284,14 +287,21 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         s.notation = images.referrer(layout, s.index, "notation", seed=3, artifact_type=NOTATION)
         for ref in ("v1", "v2", "multi", s.image.replace(":", "-") + ".sig"):
             skopeo.push_layout(layout.path, ref, server.ref(f"private1/team/app:{ref}"), creds=DEV)
+        s.dlist = images.docker_manifest_list(layout, "dlist", seed=4)
+        s.schema2 = images.docker_schema2_image(layout, "d2", seed=6)
+        for ref in ("dlist", "d2"):
+            skopeo.push_layout(layout.path, ref, server.ref(f"public1/tools:{ref}"), creds=ADMIN)
         client = server.client(DEV)
         push_layout_v2(client, layout, "notation", "private1/team/app", s.notation)
         s.untagged, _ = client.push_image("private1/team/app", None, seed=99)
         admin = server.client(ADMIN)
-        s.many = [
-            admin.push_image("public1/many", f"t{i:03d}", seed=1000, annotations={"i": str(i)})[0]
-            for i in range(105)
-        ]
+        admin.push_image("public1/many", "t000", seed=1000, annotations={"i": "0"})  # blobs once
+
+        def push(i: int) -> str:
+            return admin.push_image("public1/many", f"t{i:03d}", seed=1000, annotations={"i": str(i)})[0]
+
+        with ThreadPoolExecutor(6) as pool:
+            s.many = list(pool.map(push, range(105)))
         yield s
     finally:
         server.stop()
@@ -567,12 +577,13 @@ def test_pagination_over_100_artifacts(seeded: Seeded, spec: Spec) -> None:
     arts = all_pages(server, path + "?page_size=100&with_tag=true", None)
     assert sorted(a["digest"] for a in arts) == sorted(seeded.many)
     # newest first, like Harbor's default sort
-    assert arts[0]["tags"][0]["name"] == "t104" and arts[-1]["tags"][0]["name"] == "t000"
+    push_times = [a["push_time"] for a in arts]
+    assert push_times == sorted(push_times, reverse=True)
     assert len(all_pages(server, path + "?page_size=9", None)) == 105
 
     status, headers, repos = api(server, "/projects/public1/repositories", None)
     spec.check_list("Repository", repos)
-    assert repos[0]["name"] == "public1/many" and repos[0]["artifact_count"] == 105
+    assert [(r["name"], r["artifact_count"]) for r in repos] == [("public1/many", 105), ("public1/tools", 2)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,8 +617,8 @@ def test_repository_name_is_double_encoded(seeded: Seeded, spec: Spec) -> None:
     status, _, everything = api(server, "/repositories?page_size=100", DEV)
     assert status == 200
     spec.check_list("Repository", everything)
-    assert {r["name"] for r in everything} == {"private1/team/app", "public1/many"}
-    assert {r["name"] for r in api(server, "/repositories", EVE)[2]} == {"public1/many"}
+    assert {r["name"] for r in everything} == {"private1/team/app", "public1/many", "public1/tools"}
+    assert {r["name"] for r in api(server, "/repositories", EVE)[2]} == {"public1/many", "public1/tools"}
 
 
 def test_skopeo_push_shows_up_as_artifacts(seeded: Seeded, spec: Spec) -> None:
@@ -673,6 +684,32 @@ def test_skopeo_push_shows_up_as_artifacts(seeded: Seeded, spec: Spec) -> None:
 
     # repository counts only what the list shows
     assert api(server, "/projects/private1/repositories/team%252Fapp", GUEST)[2]["artifact_count"] == 3
+
+
+def test_docker_media_types(seeded: Seeded, spec: Spec) -> None:
+    status, _, arts = api(seeded.server, "/projects/public1/repositories/tools/artifacts?with_tag=true", EVE)
+    assert status == 200
+    spec.check_list("Artifact", arts)
+    by_digest = {a["digest"]: a for a in arts}
+    assert set(by_digest) == {seeded.dlist, seeded.schema2}
+    dlist = by_digest[seeded.dlist]
+    assert dlist["manifest_media_type"] == images.DOCKER_LIST == dlist["media_type"]
+    assert [r["platform"]["architecture"] for r in dlist["references"]] == ["amd64", "arm64"]
+    assert [r["platform"].get("variant") for r in dlist["references"]] == [None, "v8"]
+    schema2 = by_digest[seeded.schema2]
+    assert schema2["manifest_media_type"] == images.DOCKER_MANIFEST
+    assert schema2["media_type"] == images.DOCKER_CONFIG and schema2["type"] == "IMAGE"
+    assert [t["name"] for t in schema2["tags"]] == ["d2"]
+    # sizes: manifest + config + layers for an image; an index adds its children to its own
+    manifest = json.loads(skopeo.inspect_raw(seeded.server.ref("public1/tools:d2"), creds=EVE))
+    blobs = [manifest["config"], *manifest["layers"]]
+    raw_size = len(skopeo.inspect_raw(seeded.server.ref("public1/tools:d2"), creds=EVE))
+    assert schema2["size"] == raw_size + sum(b["size"] for b in blobs)
+    children = [
+        api(seeded.server, f"/projects/public1/repositories/tools/artifacts/{r['child_digest']}", EVE)[2]["size"]
+        for r in dlist["references"]
+    ]
+    assert dlist["size"] > sum(children)
 
 
 def test_accessories(seeded: Seeded, spec: Spec) -> None:
@@ -806,3 +843,53 @@ async def test_async_context_manager(tmp_path: Path) -> None:
 def test_pair_fixture(harbor_pair: Any) -> None:
     assert harbor_pair.source.url != harbor_pair.dest.url
     assert api(harbor_pair.dest, "/users/current", ADMIN)[0] == 200
+
+
+def test_large_blob_streams_through_v2(seeded: Seeded, tmp_path: Path) -> None:
+    """A 24 MiB layer goes up (chunked PATCH) and comes back (GET) through the proxy intact."""
+    server = seeded.server
+    layout = images.Layout(tmp_path / "up")
+    digest = images.oci_image(layout, "big", seed=7, layers=1, layer_size=24 << 20)
+    skopeo.push_layout(layout.path, "big", server.ref("private1/big:1"), creds=DEV)
+    assert skopeo.manifest_digest(server.ref("private1/big:1"), creds=GUEST) == digest
+    out = tmp_path / "down"
+    skopeo.skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        "gus:gus-pw",
+        f"docker://{server.ref('private1/big:1')}",
+        f"oci:{out}:x",
+    )
+    layer = layout.manifest("big")["layers"][0]
+    assert (out / "blobs" / "sha256" / layer["digest"].split(":")[1]).stat().st_size == layer["size"]
+    art = api(server, "/projects/private1/repositories/big/artifacts/1", GUEST)[2]
+    assert art["digest"] == digest and art["size"] > 24 << 20
+
+
+def test_validator_is_strict(spec: Spec) -> None:
+    """The schema checks above would catch a drifting fixture."""
+    tag = {
+        "artifact_id": 1,
+        "id": 1,
+        "immutable": False,
+        "name": "v1",
+        "pull_time": ZERO_TIME,
+        "push_time": "2024-01-02T03:04:05.000Z",
+        "repository_id": 1,
+    }
+    spec.check("Tag", tag)
+    for bad in (
+        {**tag, "invented": 1},  # a field Harbor does not have
+        {**tag, "id": "1"},  # wrong type
+        {**tag, "push_time": "yesterday"},  # not a date-time
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            spec.check("Tag", bad)
+    with pytest.raises(AssertionError):  # x-omitempty: false must be present
+        spec.check("Tag", {k: v for k, v in tag.items() if k != "immutable"})
+    spec.check("Artifact", {"digest": "sha256:x", "tags": None, "references": None})  # go-swagger nil slices
+    with pytest.raises(jsonschema.ValidationError):
+        spec.check("Artifact", {"digest": "sha256:x", "tags": [{**tag, "name": 5}]})
+    with pytest.raises(jsonschema.ValidationError):
+        spec.check("Project", {"repo_count": 0, "metadata": {"public": True}})  # metadata values are strings

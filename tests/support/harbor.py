@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from tests.support.pki import TokenSigner
 from tests.support.registry import Registry, TokenAuth, start_registry
@@ -1550,10 +1551,11 @@ class HarborServer:
         caller = self._caller(request)
         if self._csrf_violation(request, caller):
             return HarborError(403, "CSRF token invalid").response()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | {"cookie"}}
+        # a multidict: Go clients (skopeo) send one Accept header per media type
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | {"cookie"})
         auth = request.headers.get("Authorization", "")
         if auth[:6].lower() == "basic ":
-            headers.pop("Authorization", None)
+            headers.popall("Authorization", None)
             scopes = self._v2_scopes(request, path)
             if caller.authenticated or scopes:
                 headers["Authorization"] = "Bearer " + self._mint(caller, self._grant(caller, scopes))
