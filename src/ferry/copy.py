@@ -9,16 +9,16 @@ is asked for, which rewrites an index and says so.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from ferry.errors import NotFoundError, UsageError
+from ferry.errors import DigestMismatchError, NotFoundError, ProtocolError, UsageError
 from ferry.media import Descriptor, Manifest, parse_manifest, platform_matches
 from ferry.plan.model import PlatformFilter
 from ferry.transports.base import Destination, Mountable, Source
-from ferry.transports.registry import verified
 
 
 class Events(Protocol):
@@ -142,18 +142,58 @@ class BlobTransfers:
         stats.bytes_copied += max(desc.size, 0)
         self.events.blob_done(desc, "copied")
 
-    def _stream(self, src: Source, desc: Descriptor) -> Callable[[], AsyncIterator[bytes]]:
-        events = self.events
+    def _stream(self, src: Source, desc: Descriptor) -> BlobStream:
+        return BlobStream(src, desc, self.events)
 
-        def open_stream() -> AsyncIterator[bytes]:
-            async def counted() -> AsyncIterator[bytes]:
-                async for chunk in verified(src.read_blob(desc), desc, "copy"):
-                    events.bytes_moved(len(chunk))
-                    yield chunk
 
-            return counted()
+class BlobStream:
+    """Opens digest-verifying streams of one blob, from the start or from an offset a resumed upload
+    asks for. The hash state is kept every ``CHECKPOINT`` bytes, so a stream reopened at such an offset
+    still verifies the whole blob. The last chunk is held back until the digest checks, so a wrong blob
+    never completes an upload: the error aborts the request body before the registry sees its end.
+    """
 
-        return open_stream
+    CHECKPOINT = 8 * 1024 * 1024
+
+    def __init__(self, src: Source, desc: Descriptor, events: Events) -> None:
+        self.src, self.desc, self.events = src, desc, events
+        algo = desc.digest.partition(":")[0]
+        self._checkpoints: dict[int, Any] = {0: hashlib.new(algo)}
+
+    def __call__(self, offset: int = 0) -> AsyncIterator[bytes]:
+        state = self._checkpoints.get(offset)
+        if state is None:
+            raise ProtocolError(f"cannot resume {self.desc.digest} at byte {offset}: not a checkpoint")
+        chunks = self.src.read_blob(self.desc, offset) if offset else self.src.read_blob(self.desc)
+        return self._verify(chunks, offset, state.copy())
+
+    async def _verify(self, chunks: AsyncIterator[bytes], position: int, h: Any) -> AsyncIterator[bytes]:
+        desc, step = self.desc, self.CHECKPOINT
+        pending: bytes | None = None
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            if desc.size >= 0 and position + len(chunk) > desc.size:
+                raise ProtocolError(f"blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
+            view = memoryview(chunk)
+            while len(view):
+                room = step - position % step
+                part, view = view[:room], view[room:]
+                h.update(part)
+                position += len(part)
+                if position % step == 0 and position not in self._checkpoints:
+                    self._checkpoints[position] = h.copy()
+            if pending is not None:
+                self.events.bytes_moved(len(pending))
+                yield pending
+            pending = chunk
+        if desc.size >= 0 and position != desc.size:
+            raise ProtocolError(f"blob {desc.digest} ended at {position} of {desc.size} bytes")
+        if h.hexdigest() != desc.digest.partition(":")[2]:
+            raise DigestMismatchError(f"blob content does not match its digest {desc.digest}")
+        if pending is not None:
+            self.events.bytes_moved(len(pending))
+            yield pending
 
 
 def filter_platforms(index: Manifest, platforms: PlatformFilter) -> Manifest:
