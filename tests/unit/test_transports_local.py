@@ -484,3 +484,25 @@ async def test_archive_source_temp_copy_is_removed(tmp_path: Path) -> None:
     assert tmp and tmp != str(archive) and os.path.exists(tmp) and m.digest
     await src.close()
     assert not os.path.exists(tmp)
+
+
+async def _read_all(src: object, desc: Descriptor, offset: int = 0) -> bytes:
+    return b"".join([c async for c in src.read_blob(desc, offset)])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("compress_layers", [False, True])
+async def test_read_blob_from_an_offset(layout: im.Layout, tmp_path: Path, compress_layers: bool) -> None:
+    """Resuming a transfer reads from an offset: every source gives exactly the tail."""
+    im.oci_image(layout, "v1", layer_size=3 << 20)
+    skopeo("copy", f"oci:{layout.path}:v1", f"dir:{tmp_path / 'd'}")
+    archive = tmp_path / "save.tar"
+    _docker_save_archive(archive, compress_layers=compress_layers)
+    for text in (f"oci:{layout.path}:v1", f"dir:{tmp_path / 'd'}", f"docker-archive:{archive}"):
+        src = open_source(ref(text))
+        m = await src.get_manifest("")
+        for desc in m.blobs:
+            whole = await _read_all(src, desc)
+            assert sha(whole) == desc.digest
+            for offset in (0, 1, desc.size // 2, desc.size - 1, desc.size):
+                assert await _read_all(src, desc, offset) == whole[offset:], (text, desc.digest, offset)
+        await src.close()

@@ -291,25 +291,30 @@ class ArchiveSource:
         self._images[index] = image
         return image
 
-    def _open_layer(self, member: _Member) -> IO[bytes]:
+    def _open_layer(self, member: _Member, offset: int = 0) -> tuple[IO[bytes], int]:
+        """The layer's uncompressed bytes from ``offset``, and how many of the first bytes the caller must
+        still drop (an uncompressed layer starts right at ``offset``; a compressed one must be decompressed
+        from its beginning)."""
         assert self._plain is not None
         with open(self._plain, "rb") as f:
             f.seek(member.offset)
             kind = _compression(f.read(min(8, member.size)))
-        section = _Section(self._plain, member.offset, member.size)
         if kind is None:
-            return io.BufferedReader(section, CHUNK)
+            start = min(offset, member.size)
+            return io.BufferedReader(_Section(self._plain, member.offset + start, member.size - start), CHUNK), 0
+        section = _Section(self._plain, member.offset, member.size)
         if kind == "gzip":
-            return gzip.GzipFile(fileobj=section, mode="rb")
+            return gzip.GzipFile(fileobj=section, mode="rb"), offset
         if kind == "bzip2":
-            return bz2.BZ2File(section, "rb")
+            return bz2.BZ2File(section, "rb"), offset
         if kind == "xz":
-            return lzma.LZMAFile(section, "rb")
+            return lzma.LZMAFile(section, "rb"), offset
         section.close()
         raise ProtocolError(f"{self}: layer {member.name} is {kind}-compressed, which ferry cannot decompress")
 
     def _uncompressed_size(self, member: _Member) -> int:
-        with self._open_layer(member) as f:
+        f, _ = self._open_layer(member)
+        with f:
             if isinstance(f, io.BufferedReader):
                 return member.size
             total = 0
@@ -336,16 +341,17 @@ class ArchiveSource:
         selector = self._selector if not reference else self._parse_selector(reference)
         return (await self._image(selector)).manifest
 
-    async def read_blob(self, desc: Descriptor) -> AsyncIterator[bytes]:
-        """The config, or a layer decompressed (its digest is the diffID the manifest names)."""
+    async def read_blob(self, desc: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
+        """The config, or a layer decompressed (its digest is the diffID the manifest names), from ``offset``."""
         await self._image(self._selector)
         for image in list(self._images.values()):
             if desc.digest == sha256_digest(image.config):
-                yield image.config
+                if offset < len(image.config):
+                    yield image.config[offset:]
                 return
             member = image.layers.get(desc.digest)
             if member is not None:
-                f = await asyncio.to_thread(self._open_layer, member)
+                f, skip = await asyncio.to_thread(self._open_layer, member, offset)
                 try:
                     while True:
                         try:
@@ -354,6 +360,11 @@ class ArchiveSource:
                             raise ProtocolError(f"{self}: layer {member.name} cannot be decompressed ({e})") from None
                         if not chunk:
                             return
+                        if skip:  # a compressed layer: decompress through the part already sent
+                            dropped = min(skip, len(chunk))
+                            chunk, skip = chunk[dropped:], skip - dropped
+                            if not chunk:
+                                continue
                         yield chunk
                 finally:
                     f.close()

@@ -110,11 +110,12 @@ class DirSource(_Dir):
     async def get_manifest(self, reference: str) -> Manifest:
         return await asyncio.to_thread(self.load_manifest, reference)
 
-    async def read_blob(self, desc: Descriptor) -> AsyncIterator[bytes]:
+    async def read_blob(self, desc: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
+        """The blob's bytes from ``offset``, straight from its file."""
         path = self.blob_path(desc.digest)
         if not os.path.isfile(path):
             raise NotFoundError(f"{self}: blob {desc.digest} is missing from the directory")
-        async for chunk in iter_file(path):
+        async for chunk in iter_file(path, offset):
             yield chunk
 
     async def close(self) -> None:
