@@ -164,6 +164,9 @@ class ArchiveSource:
     def _open_archive(self) -> None:
         if self._plain is not None:
             return
+        self._members = {}
+        if self._cleanup is not None:  # a failed earlier attempt
+            self._cleanup()
         with open(self.path, "rb") as f:
             kind = _compression(f.read(8))
         plain = self.path

@@ -5,9 +5,11 @@ Matches containers/image ``oci/layout`` (skopeo 1.9):
 - NAME is the ``org.opencontainers.image.ref.name`` annotation of an ``index.json`` entry. Reading
   without a NAME takes the only entry (more than one is an error); with a NAME, the entry so named.
 - Children of an index are stored as blobs only; ``index.json`` lists the top-level image.
-- Writing under NAME replaces the entry that had that name; an unnamed entry with the same digest is
-  replaced in place, anything else is appended. (skopeo keeps the old entry with its name removed;
-  ferry drops it, so re-copying a tag does not grow index.json with unreachable entries.)
+- Writing under NAME replaces, in place, the entry that had that name; otherwise an unnamed entry with
+  the same digest is replaced, else the entry is appended. (skopeo keeps the old entry with its name
+  removed; ferry replaces it, so re-copying a tag does not grow index.json with unreachable entries.)
+- A destination without NAME adds an unnamed entry. When every manifest came by digest (what
+  ``ImageCopier`` does without a tag), the last one put (parents follow children) is the image.
 - ``index.json`` is compact JSON (``{"schemaVersion":2,"manifests":[…]}``) and ``oci-layout`` is
   ``{"imageLayoutVersion": "1.0.0"}``, byte for byte as skopeo writes them.
 
@@ -193,7 +195,7 @@ class LayoutDestination(_Layout):
             os.makedirs(os.path.join(self.path, "blobs"), exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create oci layout {self.path}: {e.strerror}") from None
-        self._index_at_open = self.read_index()  # refuse a broken layout before any transfer
+        self.read_index()  # refuse a broken layout before any transfer
         self._entries: list[tuple[dict[str, Any], str | None]] = []  # (descriptor, name) to add at commit
         self._last_by_digest: Manifest | None = None
 

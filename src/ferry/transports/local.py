@@ -2,8 +2,11 @@
 
 Reference convention shared by the three local transports: a ``PathRef`` names one image, and the
 reference string that means "that image" is ``""`` (each Source and Destination also exposes it as
-``.reference``). A digest reference means one manifest by digest (an index child, say); any other
-string is a name inside the store (an ``oci:`` ref.name, a docker-archive RepoTag).
+``.reference``); the PathRef's own NAME means the same. A digest reference means one manifest by
+digest (an index child, say); any other string is a name inside the store (an ``oci:`` ref.name, a
+docker-archive RepoTag; a ``dir:`` holds one image, so any name means it). Destinations take the
+image under a name (``""`` = the PathRef's) or, when every manifest comes by digest, take the last
+one put as the image: children come before their parents.
 
 Local files are read and written with plain blocking calls moved to a worker thread
 (``asyncio.to_thread``) in chunks of about 1 MiB: the event loop keeps serving registry transfers while
