@@ -814,6 +814,38 @@ def test_push_needs_developer_role(seeded: Seeded, tmp_path: Path) -> None:
         server.client(ADMIN).push_image("ghost/app", "1")
 
 
+def test_referrers_api(seeded: Seeded) -> None:
+    """Harbor answers /v2/<name>/referrers/<digest> itself, from its accessories."""
+    server = seeded.server
+    path = f"/v2/private1/team/app/referrers/{seeded.image}"
+    status, headers, body = call(server, path, DEV)
+    assert status == 200 and headers["Content-Type"].startswith(images.OCI_INDEX)
+    index = json.loads(body)
+    assert index["mediaType"] == images.OCI_INDEX
+    assert [(m["digest"], m["artifactType"]) for m in index["manifests"]] == [(seeded.sig, OCI_CONFIG)]
+
+    client = V2Client(server.url, GUEST)
+    status, headers, body = client.request(
+        "GET", f"/v2/private1/team/app/referrers/{seeded.index}", scope="repository:private1/team/app:pull"
+    )
+    assert status == 200
+    (note,) = json.loads(body)["manifests"]
+    assert note["digest"] == seeded.notation and note["artifactType"] == NOTATION
+    status, headers, body = client.request(
+        "GET",
+        f"/v2/private1/team/app/referrers/{seeded.index}?artifactType=application/x-none",
+        scope="repository:private1/team/app:pull",
+    )
+    assert json.loads(body)["manifests"] == [] and headers["OCI-Filters-Applied"] == "artifactType"
+    assert json.loads(call(server, f"/v2/private1/team/app/referrers/{seeded.untagged}", DEV)[2])["manifests"] == []
+
+    for creds in (None, EVE):
+        status, headers, _ = call(server, path, creds)
+        assert status == 401
+        assert 'scope="repository:private1/team/app:pull"' in headers["WWW-Authenticate"]
+    assert call(server, "/v2/private1/team/app/referrers/latest", DEV)[0] == 400
+
+
 def test_pull_count(seeded: Seeded) -> None:
     server = seeded.server
     before = api(server, "/projects/public1/repositories/many", None)[2]["pull_count"]

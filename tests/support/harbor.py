@@ -12,7 +12,8 @@ it. One aiohttp server on ``127.0.0.1:<port>`` serves
 - Harbor's token service ``GET /service/token`` (denied actions are dropped silently);
 - the registry API ``/v2/…``, reverse-proxied (streaming both ways) to a ``docker-registry``
   configured for token auth with realm ``<this server>/service/token`` and service
-  ``harbor-registry``. Basic credentials on ``/v2/`` are accepted too, as Harbor does.
+  ``harbor-registry``. Basic credentials on ``/v2/`` are accepted too, as Harbor does, and
+  ``/v2/<name>/referrers/<digest>`` is answered from the accessories (Harbor ≥ 2.8).
 
 The artifact inventory is not bookkept: every API call reads the registry's storage directory
 (``docker/registry/v2/repositories/<name>/_manifests/{tags,revisions}``, manifests from the blob
@@ -48,7 +49,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
+import jwt
 from aiohttp import web
+from cryptography import x509
 from multidict import CIMultiDict
 
 from tests.support.pki import TokenSigner
@@ -1551,6 +1554,9 @@ class HarborServer:
         caller = self._caller(request)
         if self._csrf_violation(request, caller):
             return HarborError(403, "CSRF token invalid").response()
+        hit = _V2_NAME.match(path)
+        if hit and hit["kind"] == "referrers" and request.method in ("GET", "HEAD"):
+            return self._referrers(request, caller, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
         # a multidict: Go clients (skopeo) send one Accept header per media type
         headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | {"cookie"})
         auth = request.headers.get("Authorization", "")
@@ -1588,6 +1594,56 @@ class HarborServer:
             if request.method == "GET" and upstream.status == 200:
                 self._note_pull(path, upstream.headers.get("Docker-Content-Digest"))
         return resp
+
+    def _bearer_access(self, request: web.Request) -> list[dict[str, Any]]:
+        """The ``access`` claim of a valid bearer token this server issued ([] otherwise)."""
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() != "bearer " or self.signer is None:
+            return []
+        key = x509.load_pem_x509_certificate(self.signer.cert_path.read_bytes()).public_key()
+        try:
+            claims = jwt.decode(auth[7:].strip(), key, algorithms=["ES256"], audience=SERVICE, issuer=ISSUER)  # type: ignore[arg-type]
+        except jwt.PyJWTError:
+            return []
+        return [a for a in claims.get("access") or [] if isinstance(a, dict)]
+
+    def _referrers(self, request: web.Request, caller: _Caller, name: str, reference: str) -> web.Response:
+        """``GET /v2/<name>/referrers/<digest>``: Harbor (≥ 2.8) answers the OCI referrers API
+        itself from its accessory table (src/server/registry/referrers.go); the registry behind it
+        has none. Cosign tag-style signatures are accessories, so they are listed too."""
+        if request.headers.get("Authorization", "")[:6].lower() == "basic ":
+            project = self._find_project(name.split("/", 1)[0], is_name=True) if "/" in name else None
+            allowed = project is not None and caller.can_read(project)
+        else:
+            allowed = any(
+                a.get("type") == "repository" and a.get("name") == name and {"pull", "*"} & set(a.get("actions") or [])
+                for a in self._bearer_access(request)
+            )
+        if not allowed:
+            challenge = f'Bearer realm="{self.url}/service/token",service="{SERVICE}",scope="repository:{name}:pull"'
+            body = {"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized to list referrers"}]}
+            return web.json_response(body, status=401, headers={"WWW-Authenticate": challenge})
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", reference):
+            return HarborError(400, f"unsupported digest {reference}").response()
+        artifact_type = request.query.get("artifactType")
+        view = self._repo_view(name)
+        accessories = [a for a in view.accessories.values() if a.subject == reference] if view else []
+        manifests = []
+        for acc in sorted(accessories, key=lambda a: view.artifacts[a.digest][1] if view else 0):
+            assert view is not None
+            m = view.artifacts[acc.digest][0]
+            desc: dict[str, Any] = {"mediaType": m.media_type, "digest": acc.digest, "size": m.raw_size}
+            if isinstance(m.doc.get("annotations"), dict) and m.doc["annotations"]:
+                desc["annotations"] = m.doc["annotations"]
+            if m.artifact_type:
+                desc["artifactType"] = m.artifact_type
+            if not artifact_type or m.artifact_type == artifact_type:
+                manifests.append(desc)
+        headers = {"X-Total-Count": str(len(accessories))}
+        if artifact_type:
+            headers["OCI-Filters-Applied"] = "artifactType"
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}) + "\n"
+        return web.Response(body=body.encode(), headers=headers, content_type=OCI_INDEX)
 
     def _note_pull(self, path: str, digest: str | None) -> None:
         m = _V2_NAME.match(path)
