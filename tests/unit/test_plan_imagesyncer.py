@@ -377,7 +377,8 @@ def test_expand_env(value: str, expected: str) -> None:
         ("${MISSING}", "f: environment variable MISSING is not set"),
         ("$MISSING", "f: environment variable MISSING is not set"),
         ("${A", "f: unterminated ${ (write $$ for a literal $)"),
-        ("${1A}", "f: ${1A} is not a valid environment variable name"),
+        ("${1A}", 'f: "${1A}" is not a valid environment variable reference'),
+        ("${a\nb}", 'f: "${a\\nb}" is not a valid environment variable reference'),
     ],
 )
 def test_expand_env_errors(value: str, message: str) -> None:

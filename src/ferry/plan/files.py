@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ferry.errors import ConfigError, UsageError
-from ferry.refs import DEFAULT_REGISTRY, RegistryRef, is_digest, is_tag, parse_docker_ref
+from ferry.refs import DEFAULT_REGISTRY, RegistryRef, parse_docker_ref
 
 __all__ = [
     "DOCKER_HUB_ALIASES",
@@ -403,12 +403,3 @@ def compile_tag_regex(pattern: str, where: str) -> str:
     except (RecursionError, OverflowError):
         raise ConfigError(f"{where}: regular expression {json.dumps(pattern)} is too complex") from None
     return pattern
-
-
-def tag_or_digest(value: str) -> tuple[str | None, str | None]:
-    """``(tag, None)`` or ``(None, digest)`` for a value that is one of them, else ``(None, None)``."""
-    if is_digest(value):
-        return None, value
-    if is_tag(value):
-        return value, None
-    return None, None

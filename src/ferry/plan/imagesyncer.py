@@ -94,7 +94,8 @@ def expand_env(value: str, where: str, env: Mapping[str, str] | None = None) -> 
             raise ConfigError(f"{where}: unterminated ${{ (write $$ for a literal $)")
         name = m.group("braced") if m.group("braced") is not None else m.group("name")
         if not _NAME.match(name):
-            raise ConfigError(f"{where}: ${{{name}}} is not a valid environment variable name")
+            shown = json.dumps("${" + name + "}", ensure_ascii=False)
+            raise ConfigError(f"{where}: {shown} is not a valid environment variable reference")
         if name not in environ:
             raise ConfigError(f"{where}: environment variable {name} is not set", hint="export it, or write $$")
         return environ[name]
