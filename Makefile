@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 setup: system-deps $(VENV)/.installed
 
 demo: setup
-	$(PY) -m ferry.demo
+	$(PY) -m demo
 
 test: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -30,8 +30,8 @@ class Connections:
             client = self._clients[key] = RegistryClient(self.pool.get(registry, access))
         return client
 
-    def repository(self, ref: RegistryRef) -> Repository:
-        return self.client(ref.registry, self.access.for_ref(ref)).repository(ref.repository)
+    def repository(self, ref: RegistryRef, *, write: bool = False) -> Repository:
+        return self.client(ref.registry, self.access.for_ref(ref)).repository(ref.repository, write=write)
 
     def source(self, ref: ImageRef) -> Source:
         if isinstance(ref, PathRef):
@@ -45,7 +45,7 @@ class Connections:
             from ferry.transports.local import open_destination
 
             return open_destination(ref)
-        return self.repository(ref)
+        return self.repository(ref, write=True)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -100,8 +100,8 @@ class Engine:
         started = time.perf_counter()
         record = JobRecord(str(job.source), str(job.destination), "failed", retries=retries)
         try:
-            src = self.conns.repository(job.source)
-            dst = self.conns.repository(job.destination)
+            src = self.conns.source(job.source)
+            dst = self.conns.destination(job.destination)
             result = await self.copier.copy(
                 src, dst, job.source.reference, job.destination.tag,
                 platforms=self.options.platforms, force=self.options.force,

@@ -173,14 +173,11 @@ class RegistryHTTP:
         if ch.scheme == "basic":
             return _basic(cred.username, cred.password) if cred else None
         key = (ch.realm, ch.service, scopes)
-        if fresh:
-            self._tokens.drop(*key)
-        token = self._tokens.get(*key)
+        token = None if fresh else self._tokens.get(*key)
         if token is None:
             # Many requests for one scope at once share a single token request.
-            lock = self._token_locks.setdefault(key, asyncio.Lock())
-            async with lock:
-                token = self._tokens.get(*key)
+            async with self._token_locks.setdefault(key, asyncio.Lock()):
+                token = None if fresh else self._tokens.get(*key)
                 if token is None:
                     token, expires_in = await self._fetch_token(ch, scopes)
                     self._tokens.put(*key, token, expires_in)

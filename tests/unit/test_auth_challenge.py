@@ -31,3 +31,13 @@ def test_token_cache_is_keyed_by_scope_and_expires() -> None:
     cache.put("r", "s", scopes, "old", 5)  # within the safety margin: treated as expired
     assert cache.get("r", "s", scopes) is None
     assert time.monotonic() > 0
+
+
+def test_wider_token_serves_narrower_request() -> None:
+    cache = TokenCache()
+    cache.put("r", "s", frozenset({"repository:a:pull,push"}), "wide", 300)
+    assert cache.get("r", "s", frozenset({"repository:a:pull"})) == "wide"
+    assert cache.get("r", "s", frozenset({"repository:b:pull"})) is None
+    assert cache.get("r", "other", frozenset({"repository:a:pull"})) is None
+    cache.drop("r", "s", frozenset({"repository:a:pull,push"}))
+    assert cache.get("r", "s", frozenset({"repository:a:pull"})) is None

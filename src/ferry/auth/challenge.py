@@ -56,18 +56,40 @@ class Token:
         return time.monotonic() + margin < self.expires_at
 
 
+def scope_atoms(scopes: frozenset[str]) -> frozenset[tuple[str, str]]:
+    """``repository:a/b:pull,push`` → ``{("repository:a/b", "pull"), ("repository:a/b", "push")}``."""
+    atoms = set()
+    for scope in scopes:
+        resource, _, actions = scope.rpartition(":")
+        atoms.update((resource, action) for action in actions.split(","))
+    return frozenset(atoms)
+
+
 class TokenCache:
-    """Bearer tokens keyed by realm, service and the exact set of scopes they were issued for."""
+    """Bearer tokens keyed by realm, service and the set of scopes they were asked for. A token asked
+    for a wider set serves a narrower request (a pull,push token serves a pull); a token whose granted
+    actions were narrower is refused by the registry with 401, and the caller asks afresh."""
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str | None, frozenset[str]], Token] = {}
+        # per realm and service: the scope atoms each cached token covers, for the superset lookup
+        self._atoms: dict[tuple[str, str | None], dict[frozenset[str], frozenset[tuple[str, str]]]] = {}
 
     def get(self, realm: str, service: str | None, scopes: frozenset[str]) -> str | None:
         token = self._tokens.get((realm, service, scopes))
-        return token.value if token and token.valid() else None
+        if token and token.valid():
+            return token.value
+        wanted = scope_atoms(scopes)
+        for held, atoms in self._atoms.get((realm, service), {}).items():
+            candidate = self._tokens.get((realm, service, held))
+            if candidate and candidate.valid() and wanted <= atoms:
+                return candidate.value
+        return None
 
     def put(self, realm: str, service: str | None, scopes: frozenset[str], value: str, expires_in: float) -> None:
         self._tokens[(realm, service, scopes)] = Token(value, time.monotonic() + max(expires_in, 0))
+        self._atoms.setdefault((realm, service), {})[scopes] = scope_atoms(scopes)
 
     def drop(self, realm: str, service: str | None, scopes: frozenset[str]) -> None:
         self._tokens.pop((realm, service, scopes), None)
+        self._atoms.get((realm, service), {}).pop(scopes, None)

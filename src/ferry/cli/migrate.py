@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ferry.cli.main import app, run_async
 from ferry.cli.options import parse_bool, warn_argv_password
-from ferry.cli.progress import make_events
+from ferry.cli.progress import make_events, stderr_console
 from ferry.engine import EngineOptions
 from ferry.errors import RunFailedError
 from ferry.journal import Journal, default_path
@@ -103,7 +103,7 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
 
 
 async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
-    console = Console(stderr=True)
+    console = stderr_console()
     journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
     total_events = make_events(0, quiet=quiet, console=console)
     migration = Migration(options, journal=journal, events=total_events)

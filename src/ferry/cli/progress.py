@@ -118,6 +118,12 @@ class RichEvents(QuietEvents):
         self.progress.stop()
 
 
+def stderr_console() -> Console:
+    """Rich output on stderr; tables keep a readable width when written to a pipe or a log."""
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, width=160)
+
+
 def make_events(total: int, *, quiet: bool, console: Console) -> QuietEvents:
     if quiet:
         return QuietEvents()

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, parse_bool
-from ferry.cli.progress import make_events
+from ferry.cli.progress import make_events, stderr_console
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions
 from ferry.errors import RunFailedError, UsageError
@@ -129,7 +128,7 @@ def sync(
 
 async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,
                report: str | None, dry_run: bool, quiet: bool, log: str | None) -> None:
-    console = Console(stderr=True)
+    console = stderr_console()
     conns = Connections(amap, connections=max(16, options.blob_concurrency * 2))
     try:
         jobs = check_plan(await expand(rules, lambda ref: conns.repository(ref).client.list_tags(ref.repository)))

@@ -64,9 +64,16 @@ class RegistryClient:
     def __init__(self, http: RegistryHTTP) -> None:
         self.http = http
         self.registry = http.registry
+        self._writable: set[str] = set()
 
-    def repository(self, name: str) -> Repository:
+    def repository(self, name: str, *, write: bool = False) -> Repository:
+        if write:
+            self._writable.add(name)
         return Repository(self, name)
+
+    def _read_scope(self, repo: str) -> frozenset[str]:
+        """Reads of a repository being written ask for pull,push at once: one token serves the whole copy."""
+        return push_scope(repo) if repo in self._writable else pull_scope(repo)
 
     async def ping(self) -> None:
         resp = await self.http.request("GET", "/v2/", what="/v2/ (API check)")
@@ -77,7 +84,7 @@ class RegistryClient:
     async def get_manifest(self, repo: str, reference: str) -> Manifest:
         what = f"manifest {repo}:{reference}" if not is_digest(reference) else f"manifest {repo}@{reference}"
         resp = await self.http.request(
-            "GET", f"/v2/{repo}/manifests/{reference}", scopes=pull_scope(repo),
+            "GET", f"/v2/{repo}/manifests/{reference}", scopes=self._read_scope(repo),
             headers={"Accept": ACCEPT}, what=what,
         )
         try:
@@ -98,7 +105,7 @@ class RegistryClient:
     async def head_manifest(self, repo: str, reference: str) -> str | None:
         """The digest under a tag or digest, or None when absent. Falls back to GET when HEAD has no digest."""
         resp = await self.http.request(
-            "HEAD", f"/v2/{repo}/manifests/{reference}", scopes=pull_scope(repo),
+            "HEAD", f"/v2/{repo}/manifests/{reference}", scopes=self._read_scope(repo),
             headers={"Accept": ACCEPT}, allow=(404,), what=f"manifest {repo}:{reference}",
         )
         resp.release()
@@ -137,7 +144,7 @@ class RegistryClient:
 
     async def has_blob(self, repo: str, digest: str) -> bool:
         resp = await self.http.request(
-            "HEAD", f"/v2/{repo}/blobs/{digest}", scopes=pull_scope(repo), allow=(404,), what=f"blob {digest}"
+            "HEAD", f"/v2/{repo}/blobs/{digest}", scopes=self._read_scope(repo), allow=(404,), what=f"blob {digest}"
         )
         resp.release()
         return resp.status == 200
@@ -147,7 +154,7 @@ class RegistryClient:
         descriptor's size. A server that ignores ``Range`` is read from the start and skipped ahead."""
         headers = {"Range": f"bytes={offset}-"} if offset else None
         resp = await self.http.request(
-            "GET", f"/v2/{repo}/blobs/{desc.digest}", scopes=pull_scope(repo), headers=headers, ok=(200, 206),
+            "GET", f"/v2/{repo}/blobs/{desc.digest}", scopes=self._read_scope(repo), headers=headers, ok=(200, 206),
             what=f"blob {repo}@{desc.digest}",
         )
         try:

@@ -1,0 +1,1 @@
+"""``make demo``: two local Harbors, demo projects seeded by skopeo, one ``ferry migrate``."""
