@@ -405,6 +405,10 @@ class ArchiveDestination:
     that fails its digest check is cut off again by truncating the file to where its header began.
     """
 
+    #: put_blob checks size and digest itself (hashing in a worker thread), so a caller may hand it an
+    #: unverified stream and save a second sha256 pass.
+    verifies_blobs = True
+
     def __init__(self, ref: PathRef) -> None:
         if ref.transport != "docker-archive":
             raise UsageError(f"{ref}: not a docker-archive: reference")

@@ -130,6 +130,10 @@ class DirDestination(_Dir):
     The others are stored as ``<hex>.manifest.json`` as skopeo stores index children.
     """
 
+    #: put_blob checks size and digest itself (hashing in a worker thread), so a caller may hand it an
+    #: unverified stream and save a second sha256 pass.
+    verifies_blobs = True
+
     def __init__(self, ref: PathRef) -> None:
         super().__init__(ref)
         path = self.path

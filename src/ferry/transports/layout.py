@@ -187,6 +187,10 @@ class LayoutDestination(_Layout):
     directory, so several destinations (other names) writing into one layout at once lose no entry.
     """
 
+    #: put_blob checks size and digest itself (hashing in a worker thread), so a caller may hand it an
+    #: unverified stream and save a second sha256 pass.
+    verifies_blobs = True
+
     def __init__(self, ref: PathRef) -> None:
         super().__init__(ref)
         if os.path.exists(self.path) and not os.path.isdir(self.path):

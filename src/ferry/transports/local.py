@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from ferry.transports.base import Destination, Source
 
 CHUNK = 1 << 20
+#: Writes are batched larger than reads: each batch costs two thread switches, which dominate on a
+#: loaded machine, while 4 MiB (two batches queued) still keeps memory flat.
+WRITE_BATCH = 4 << 20
 #: Prefix of the temporary files ferry writes next to their final name (renamed when verified).
 TEMP_PREFIX = "ferry-put-blob-"
 
@@ -97,7 +100,7 @@ def _write_all(f: IO[bytes], h: hashlib._Hash, parts: list[bytes]) -> None:
 async def write_parts(f: IO[bytes], desc: Descriptor, chunks: AsyncIterator[bytes], what: str) -> None:
     """Write ``chunks`` to ``f`` while checking size and digest against ``desc``.
 
-    Parts are gathered to about ``CHUNK`` bytes and handed to a writer task that hashes and writes them
+    Parts are gathered to about ``WRITE_BATCH`` bytes and handed to a writer task that hashes and writes them
     in a worker thread, while this task already pulls the next ones from the stream: when the stream
     itself hashes (the copy loop verifies too) the two sha256 passes run on two cores instead of one
     after the other. At most two batches wait in between, so memory stays flat. Raises before
@@ -124,7 +127,7 @@ async def write_parts(f: IO[bytes], desc: Descriptor, chunks: AsyncIterator[byte
                 raise ProtocolError(f"{what}: blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
             pending.append(chunk)
             pending_size += len(chunk)
-            if pending_size >= CHUNK:
+            if pending_size >= WRITE_BATCH:
                 await _hand_over(queue, pending, task)
                 pending, pending_size = [], 0
         if pending:
