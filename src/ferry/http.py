@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import random
 import re
 import ssl
@@ -37,6 +38,17 @@ MAX_REDIRECTS = 5
 MAX_TOKEN_BYTES = 1024 * 1024
 #: Where containers and docker look for per-registry certificates (besides --cert-dir).
 SYSTEM_CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
+#: Seconds without a byte from the server before a request counts as stalled (and is retried).
+#: ``FERRY_SOCK_READ_TIMEOUT`` overrides it (tests use a few seconds).
+SOCK_READ_TIMEOUT = 120.0
+
+
+def sock_read_timeout() -> float:
+    value = os.environ.get("FERRY_SOCK_READ_TIMEOUT", "")
+    try:
+        return float(value) if value and float(value) > 0 else SOCK_READ_TIMEOUT
+    except ValueError:
+        return SOCK_READ_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +142,8 @@ class RegistryHTTP:
                 connector=connector,
                 # Harbor's sid cookie makes later writes fail with "CSRF token invalid": keep none.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=120),
+                timeout=aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30,
+                                              sock_read=sock_read_timeout()),
                 headers={"User-Agent": self._user_agent},
                 auto_decompress=False,
             )
