@@ -925,3 +925,28 @@ def test_validator_is_strict(spec: Spec) -> None:
         spec.check("Artifact", {"digest": "sha256:x", "tags": [{**tag, "name": 5}]})
     with pytest.raises(jsonschema.ValidationError):
         spec.check("Project", {"repo_count": 0, "metadata": {"public": True}})  # metadata values are strings
+
+
+def test_deleted_manifest_disappears(harbor: HarborServer) -> None:
+    """The inventory is read from the registry storage: a delete through /v2/ shows at once."""
+    admin = harbor.client(ADMIN)
+    keep, _ = admin.push_image("library/app", "keep", seed=1)
+    gone, _ = admin.push_image("library/app", "gone", seed=2)
+    arts = api(harbor, "/projects/library/repositories/app/artifacts")[2]
+    assert {a["digest"] for a in arts} == {keep, gone}
+    status, _, _ = admin.request("DELETE", f"/v2/library/app/manifests/{gone}", scope="repository:library/app:delete")
+    assert status == 202
+    arts = api(harbor, "/projects/library/repositories/app/artifacts")[2]
+    assert [a["digest"] for a in arts] == [keep]
+    assert api(harbor, "/projects/library/repositories/app/artifacts/gone")[0] == 404
+    # a developer may push but not delete (the action is dropped from the token)
+    harbor.add_user("dev", "dev-pw")
+    harbor.add_member("library", "dev", "developer")
+    status, _, _ = V2Client(harbor.url, ("dev", "dev-pw")).request(
+        "DELETE", f"/v2/library/app/manifests/{keep}", scope="repository:library/app:delete"
+    )
+    assert status == 401
+    status, _, _ = admin.request("DELETE", f"/v2/library/app/manifests/{keep}", scope="repository:library/app:delete")
+    assert status == 202
+    assert api(harbor, "/projects/library/repositories")[2] == []
+    assert api(harbor, "/projects/library")[2]["repo_count"] == 0

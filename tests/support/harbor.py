@@ -31,6 +31,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -1103,7 +1104,9 @@ class HarborServer:
         try:
             if self._csrf_violation(request, caller):
                 raise HarborError(403, "CSRF token invalid")
-            resp = await self._route(request, path, caller)
+            body = await request.read() if request.method in ("POST", "PUT") else b""
+            # storage scans run off the loop, so /v2/ streams are not stalled by inventory calls
+            resp = await asyncio.to_thread(self._route, request, path, caller, body)
         except HarborError as e:
             resp = e.response()
         if self.sid_cookie:
@@ -1117,7 +1120,7 @@ class HarborServer:
         resp.headers["X-Request-Id"] = request.headers.get("X-Request-Id") or secrets.token_hex(16)
         return resp
 
-    async def _route(self, request: web.Request, path: str, caller: _Caller) -> web.StreamResponse:
+    def _route(self, request: web.Request, path: str, caller: _Caller, body: bytes) -> web.StreamResponse:
         # Like go-swagger's router: the path is unescaped once before matching, so a repository
         # name escaped once (a%2Fb) becomes two segments and matches nothing.
         segs = urllib.parse.unquote(path[len(API) + 1 :]).rstrip("/").split("/")
@@ -1153,7 +1156,7 @@ class HarborServer:
         if n == 1:
             allow("GET", "HEAD", "POST")
             if method == "POST":
-                return await self._create_project(request, caller)
+                return self._create_project(request, caller, body)
             if method == "HEAD":
                 return self._head_project(request, caller)
             return self._list_projects(request, caller)
@@ -1256,13 +1259,13 @@ class HarborServer:
         self._require_project(caller, name, is_name=True)
         return web.Response(status=200)
 
-    async def _create_project(self, request: web.Request, caller: _Caller) -> web.Response:
+    def _create_project(self, request: web.Request, caller: _Caller, raw: bytes) -> web.Response:
         if not caller.authenticated:
             raise _unauthorized()
         if self.project_creation_restriction == "adminonly" and not caller.sysadmin:
             raise HarborError(403, "Only system admin can create project")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError as e:
             raise HarborError(400, f'parsing project body from "" failed, because {e}') from None
         if not isinstance(body, dict):
@@ -1319,39 +1322,48 @@ class HarborServer:
         return web.Response(status=200)
 
     def _repo_rows(self, names: list[str]) -> list[dict[str, Any]]:
+        """Sortable rows from cheap stats only (the first manifest's link time); the full views,
+        which read manifests, are built for the page that is answered."""
         rows = []
         for name in names:
-            view = self._repo_view(name)
-            if view is not None:
-                rows.append(
-                    {"name": name, "creation_time": view.created, "id": self._id("repository", name), "_v": view}
-                )
+            rev = self._v2root / "repositories" / name / "_manifests" / "revisions" / "sha256"
+            times = []
+            with contextlib.suppress(OSError):
+                for e in os.scandir(rev):
+                    with contextlib.suppress(OSError):
+                        times.append(os.stat(Path(e.path) / "link").st_mtime)
+            if times:
+                rows.append({"name": name, "creation_time": min(times), "id": self._id("repository", name)})
         return rows
+
+    def _repositories_page(
+        self, request: web.Request, rows: list[dict[str, Any]], projects: dict[str, HarborProject]
+    ) -> web.Response:
+        conds = _parse_q(request.query.get("q"))
+        if "name" in conds:
+            rows = [r for r in rows if _match(conds["name"], r["name"])]
+        rows = _sorted(rows, _sort_key(request.query.get("sort"), [("creation_time", True), ("id", True)]))
+        chosen, headers = _page(request, rows)
+        body = []
+        for row in chosen:
+            view = self._repo_view(row["name"])
+            if view is not None:
+                body.append(self._repository_json(view, projects[view.project]))
+        return web.json_response(body, headers=headers)
 
     def _list_repositories(self, request: web.Request, caller: _Caller, project_name: str) -> web.Response:
         project = self._require_project(caller, project_name, is_name=True)
         _paging(request)
-        conds = _parse_q(request.query.get("q"))
         rows = self._repo_rows(self._repo_names(project.name))
-        if "name" in conds:
-            rows = [r for r in rows if _match(conds["name"], r["name"])]
-        rows = _sorted(rows, _sort_key(request.query.get("sort"), [("creation_time", True), ("id", True)]))
-        chosen, headers = _page(request, rows)
-        return web.json_response([self._repository_json(r["_v"], project) for r in chosen], headers=headers)
+        return self._repositories_page(request, rows, {project.name: project})
 
     def _list_all_repositories(self, request: web.Request, caller: _Caller) -> web.Response:
         _paging(request)
-        conds = _parse_q(request.query.get("q"))
         projects = {p.name: p for p in self._visible_projects(caller)}
         rows = []
         for p in projects:
             rows.extend(self._repo_rows(self._repo_names(p)))
-        if "name" in conds:
-            rows = [r for r in rows if _match(conds["name"], r["name"])]
-        rows = _sorted(rows, _sort_key(request.query.get("sort"), [("creation_time", True), ("id", True)]))
-        chosen, headers = _page(request, rows)
-        body = [self._repository_json(r["_v"], projects[r["_v"].project]) for r in chosen]
-        return web.json_response(body, headers=headers)
+        return self._repositories_page(request, rows, projects)
 
     def _require_repo(self, caller: _Caller, project_name: str, repo_path: str) -> tuple[HarborProject, _RepoView]:
         project = self._require_project(caller, project_name, is_name=True)
