@@ -495,6 +495,12 @@ class HarborServer:
     is ``"adminonly"`` (only sysadmins may ``POST /projects``) or ``"everyone"``. ``sid_cookie``
     makes API responses set Harbor's ``sid`` session cookie; writes that carry it back fail
     ``403 CSRF token invalid`` as on Harbor.
+
+    After :meth:`start`: ``url`` (``http://127.0.0.1:PORT``), ``host`` (``127.0.0.1:PORT``, for
+    image references), ``port``, ``registry`` (the backing :class:`~tests.support.registry.Registry`:
+    its storage is ``registry.root``), ``signer`` (the token key). ``request_counts`` counts
+    answered requests by raw path; ``request_log`` keeps ``(method, path, query, status)``;
+    :meth:`count` sums by path prefix and :meth:`reset_counts` clears both.
     """
 
     def __init__(
