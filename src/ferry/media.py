@@ -127,7 +127,7 @@ def parse_manifest(raw: bytes, declared_type: str | None = None, digest: str | N
     """Parse manifest bytes; ``digest`` (when given) is verified against the bytes."""
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ProtocolError(f"manifest of {len(raw)} bytes exceeds the 4 MiB limit")
-    actual = sha256_digest(raw)
+    actual = manifest_digest(raw)  # signed schema1: the digest of its payload, as registries compute it
     if digest is not None and digest.startswith("sha256:") and digest != actual:
         from ferry.errors import DigestMismatchError
 
