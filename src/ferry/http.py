@@ -101,6 +101,18 @@ def _describe(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
+def _ferry_cause(exc: BaseException) -> FerryError | None:
+    """The ferry error that made aiohttp fail a request, e.g. raised by a streamed request body."""
+    seen: set[int] = set()
+    cause = exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, FerryError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return None
+
+
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
@@ -290,6 +302,8 @@ class RegistryHTTP:
             except aiohttp.ClientConnectorDNSError:
                 raise NetworkError(f"{self.registry}: unknown host", hint="check the registry name") from None
             except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
+                if (own := _ferry_cause(e)) is not None:
+                    raise own from None  # our request body failed (a blob not matching its digest): not the network
                 if attempt < max_attempts:
                     await self.backoff(attempt, None, f"{method} {what or path}: {_describe(e)}")
                     continue
