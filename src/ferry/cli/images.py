@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from ferry.auth import credentials
+from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, access_map, parse_bool, warn_argv_password
 from ferry.connect import Connections
@@ -18,8 +19,6 @@ from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
-
-TLS_HELP = "Require HTTPS and verify certificates (default true); false also allows plain HTTP."
 
 
 def _human(n: int) -> str:
@@ -35,23 +34,21 @@ def _human(n: int) -> str:
 def copy(
     source: str = typer.Argument(..., metavar="SOURCE-IMAGE"),
     destination: str = typer.Argument(..., metavar="DESTINATION-IMAGE"),
-    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]",
-                                         help="Source credentials; without :PASS from FERRY_SRC_PASSWORD or a prompt."),
-    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]",
-                                          help="Destination credentials; without :PASS from FERRY_DEST_PASSWORD."),
-    src_tls_verify: str = typer.Option("true", "--src-tls-verify", help=TLS_HELP),
-    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify", help=TLS_HELP),
-    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir", help="ca.crt, client.cert/key for the source."),
-    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir", help="ca.crt, client.cert/key for the dest."),
-    authfile: str | None = typer.Option(None, "--authfile", help="Auth file (docker config.json format)."),
+    src_creds: p.SrcCreds = None,
+    dest_creds: p.DestCreds = None,
+    src_tls_verify: p.SrcTlsVerify = "true",
+    dest_tls_verify: p.DestTlsVerify = "true",
+    src_cert_dir: p.SrcCertDir = None,
+    dest_cert_dir: p.DestCertDir = None,
+    authfile: p.AuthFile = None,
     src_authfile: str | None = typer.Option(None, "--src-authfile"),
     dest_authfile: str | None = typer.Option(None, "--dest-authfile"),
     platform: str | None = typer.Option(None, "--platform", metavar="OS/ARCH[/VARIANT]",
                                         help="Copy only this platform of a multi-platform image."),
     all_images: bool = typer.Option(True, "--all", "-a",
                                     help="Accepted for skopeo compatibility: every platform is copied by default."),
-    force: bool = typer.Option(False, "--force", help="Copy even when the destination already has this digest."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+    force: p.Force = False,
+    quiet: p.Quiet = False,
 ) -> None:
     """Copy an image (all platforms, digests preserved) between registries and local layouts."""
     src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
@@ -133,10 +130,10 @@ def inspect(
     image: str = typer.Argument(..., metavar="IMAGE"),
     raw: bool = typer.Option(False, "--raw", help="Print the manifest (or config with --config) exactly as stored."),
     config: bool = typer.Option(False, "--config", help="Print the image configuration."),
-    creds: str | None = typer.Option(None, "--creds", metavar="USER[:PASS]"),
-    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
-    cert_dir: str | None = typer.Option(None, "--cert-dir"),
-    authfile: str | None = typer.Option(None, "--authfile"),
+    creds: p.Creds = None,
+    tls_verify: p.TlsVerify = "true",
+    cert_dir: p.CertDir = None,
+    authfile: p.AuthFile = None,
     no_tags: bool = typer.Option(False, "--no-tags", "-n", help="Do not list the repository's tags."),
     platform: str = typer.Option("linux/amd64", "--platform", help="Platform to describe for an index."),
 ) -> None:
@@ -194,10 +191,10 @@ def inspect(
 @app.command("list-tags")
 def list_tags(
     repository: str = typer.Argument(..., metavar="docker://HOST/REPOSITORY"),
-    creds: str | None = typer.Option(None, "--creds", metavar="USER[:PASS]"),
-    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
-    cert_dir: str | None = typer.Option(None, "--cert-dir"),
-    authfile: str | None = typer.Option(None, "--authfile"),
+    creds: p.Creds = None,
+    tls_verify: p.TlsVerify = "true",
+    cert_dir: p.CertDir = None,
+    authfile: p.AuthFile = None,
 ) -> None:
     """List a repository's tags (every page, as skopeo prints them)."""
     if not repository.startswith("docker://"):
@@ -220,10 +217,10 @@ def list_tags(
 @app.command()
 def delete(
     image: str = typer.Argument(..., metavar="docker://HOST/REPOSITORY:TAG|@DIGEST"),
-    creds: str | None = typer.Option(None, "--creds", metavar="USER[:PASS]"),
-    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
-    cert_dir: str | None = typer.Option(None, "--cert-dir"),
-    authfile: str | None = typer.Option(None, "--authfile"),
+    creds: p.Creds = None,
+    tls_verify: p.TlsVerify = "true",
+    cert_dir: p.CertDir = None,
+    authfile: p.AuthFile = None,
 ) -> None:
     """Delete an image: a tag is resolved to its digest, which is deleted (with every tag on it)."""
     ref = _docker_ref(image)
@@ -266,9 +263,9 @@ def login(
     username: str | None = typer.Option(None, "--username", "-u"),
     password: str | None = typer.Option(None, "--password", "-p", help="Discouraged: visible in the process list."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
-    authfile: str | None = typer.Option(None, "--authfile"),
-    tls_verify: str = typer.Option("true", "--tls-verify", help=TLS_HELP),
-    cert_dir: str | None = typer.Option(None, "--cert-dir"),
+    authfile: p.AuthFile = None,
+    tls_verify: p.TlsVerify = "true",
+    cert_dir: p.CertDir = None,
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the credentials with the registry first."),
 ) -> None:
     """Check credentials with a registry and store them in the auth file (mode 0600)."""
@@ -309,7 +306,7 @@ def login(
 @app.command()
 def logout(
     registry: str | None = typer.Argument(None, metavar="REGISTRY"),
-    authfile: str | None = typer.Option(None, "--authfile"),
+    authfile: p.AuthFile = None,
     all_: bool = typer.Option(False, "--all", "-a", help="Remove every stored credential."),
 ) -> None:
     """Remove stored credentials for a registry."""

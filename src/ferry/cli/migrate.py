@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import parse_bool, warn_argv_password
 from ferry.cli.progress import make_events, stderr_console
@@ -15,9 +16,6 @@ from ferry.journal import Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
 from ferry.report import human_bytes, print_failures, summary_table, write_report
-
-SRC_CREDS_HELP = "Source user, USER or USER:PASS; the password also from FERRY_SRC_PASSWORD, an auth file or a prompt."
-DST_CREDS_HELP = "Destination user; the password also from FERRY_DEST_PASSWORD, an auth file or a prompt."
 
 
 def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
@@ -151,28 +149,28 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
 @app.command()
 def migrate(
     src_url: str = typer.Argument(..., metavar="SRC_URL", help="https://host[:port] or http://host[:port]"),
-    dst_url: str = typer.Argument(..., metavar="DST_URL"),
-    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]", help=SRC_CREDS_HELP),
-    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]", help=DST_CREDS_HELP),
-    src_tls_verify: str = typer.Option("true", "--src-tls-verify"),
-    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify"),
-    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir"),
-    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir"),
-    authfile: str | None = typer.Option(None, "--authfile"),
-    project: list[str] = typer.Option([], "--project", metavar="GLOB", help="Only these projects (repeatable)."),
-    exclude_project: list[str] = typer.Option([], "--exclude-project", metavar="GLOB"),
-    repo: list[str] = typer.Option([], "--repo", metavar="GLOB", help="Repositories (path inside the project)."),
-    tag: list[str] = typer.Option([], "--tag", metavar="GLOB"),
-    exclude_tag: list[str] = typer.Option([], "--exclude-tag", metavar="GLOB"),
-    include_untagged: bool = typer.Option(False, "--include-untagged", help="Also copy untagged artifacts."),
-    map_: list[str] = typer.Option([], "--map", metavar="SRC_PROJECT=DST_PROJECT"),
+    dst_url: str = typer.Argument(..., metavar="DST_URL", help="https://host[:port] or http://host[:port]"),
+    src_creds: p.SrcCreds = None,
+    dest_creds: p.DestCreds = None,
+    src_tls_verify: p.SrcTlsVerify = "true",
+    dest_tls_verify: p.DestTlsVerify = "true",
+    src_cert_dir: p.SrcCertDir = None,
+    dest_cert_dir: p.DestCertDir = None,
+    authfile: p.AuthFile = None,
+    project: p.Projects = [],  # noqa: B006 (typer copies list defaults)
+    exclude_project: p.ExcludeProjects = [],  # noqa: B006
+    repo: p.Repos = [],  # noqa: B006
+    tag: p.Tags = [],  # noqa: B006
+    exclude_tag: p.ExcludeTags = [],  # noqa: B006
+    include_untagged: p.IncludeUntagged = False,
+    map_: p.Maps = [],  # noqa: B006
     proc: int = typer.Option(8, "--proc", min=1, help="Images in flight."),
-    retries: int = typer.Option(2, "--retries", min=0, help="Extra rounds for failed images."),
-    force: bool = typer.Option(False, "--force", help="Copy even what the destination already has."),
-    journal: str | None = typer.Option(None, "--journal", help="Journal file (resume state)."),
-    report: str | None = typer.Option(None, "--report", help="Write a JSON report here."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; write nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    retries: p.Retries = 2,
+    force: p.Force = False,
+    journal: p.Journal = None,
+    report: p.Report = None,
+    dry_run: p.DryRun = False,
+    quiet: p.Quiet = False,
 ) -> None:
     """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
@@ -183,28 +181,27 @@ def migrate(
 
 @app.command("verify")
 def verify_cmd(
-    src_url: str = typer.Argument(..., metavar="SRC_URL"),
-    dst_url: str = typer.Argument(..., metavar="DST_URL"),
-    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]", help=SRC_CREDS_HELP),
-    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]", help=DST_CREDS_HELP),
-    src_tls_verify: str = typer.Option("true", "--src-tls-verify"),
-    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify"),
-    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir"),
-    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir"),
-    authfile: str | None = typer.Option(None, "--authfile"),
-    project: list[str] = typer.Option([], "--project", metavar="GLOB"),
-    exclude_project: list[str] = typer.Option([], "--exclude-project", metavar="GLOB"),
-    repo: list[str] = typer.Option([], "--repo", metavar="GLOB"),
-    tag: list[str] = typer.Option([], "--tag", metavar="GLOB"),
-    exclude_tag: list[str] = typer.Option([], "--exclude-tag", metavar="GLOB"),
-    include_untagged: bool = typer.Option(False, "--include-untagged"),
-    map_: list[str] = typer.Option([], "--map", metavar="SRC_PROJECT=DST_PROJECT"),
-    report: str | None = typer.Option(None, "--report"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    src_url: str = typer.Argument(..., metavar="SRC_URL", help="https://host[:port] or http://host[:port]"),
+    dst_url: str = typer.Argument(..., metavar="DST_URL", help="https://host[:port] or http://host[:port]"),
+    src_creds: p.SrcCreds = None,
+    dest_creds: p.DestCreds = None,
+    src_tls_verify: p.SrcTlsVerify = "true",
+    dest_tls_verify: p.DestTlsVerify = "true",
+    src_cert_dir: p.SrcCertDir = None,
+    dest_cert_dir: p.DestCertDir = None,
+    authfile: p.AuthFile = None,
+    project: p.Projects = [],  # noqa: B006
+    exclude_project: p.ExcludeProjects = [],  # noqa: B006
+    repo: p.Repos = [],  # noqa: B006
+    tag: p.Tags = [],  # noqa: B006
+    exclude_tag: p.ExcludeTags = [],  # noqa: B006
+    include_untagged: p.IncludeUntagged = False,
+    map_: p.Maps = [],  # noqa: B006
+    report: p.Report = None,
+    quiet: p.Quiet = False,
 ) -> None:
     """Check that every selected source tag and digest is at the destination with the same digest."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, 1, 0, verify_only=True)
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))
-

@@ -16,27 +16,15 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ferry.engine import NoRunEvents
 from ferry.journal import JobRecord
 from ferry.media import Descriptor
 from ferry.plan.model import Job
 from ferry.report import human_bytes
 
 
-class QuietEvents:
-    def blob_started(self, desc: Descriptor) -> None:
-        pass
-
-    def bytes_moved(self, n: int) -> None:
-        pass
-
-    def blob_done(self, desc: Descriptor, how: str) -> None:
-        pass
-
-    def job_started(self, job: Job) -> None:
-        pass
-
-    def job_finished(self, job: Job, record: JobRecord) -> None:
-        pass
+class QuietEvents(NoRunEvents):
+    """No output; a context manager like the others."""
 
     def __enter__(self) -> QuietEvents:
         return self

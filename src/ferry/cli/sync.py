@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, parse_bool
 from ferry.cli.progress import make_events, stderr_console
@@ -85,26 +86,26 @@ def sync(
     src: str | None = typer.Option(None, "--src", "-s", help="Source kind: docker or yaml."),
     dest: str | None = typer.Option(None, "--dest", "-d", help="Destination kind: docker."),
     scoped: bool = typer.Option(False, "--scoped", help="Put images under DEST/<source host>/<path>."),
-    dest_naming: str = typer.Option("path", "--dest-naming",
+    dest_naming: skopeo_sync.DestNaming = typer.Option(skopeo_sync.DestNaming.PATH, "--dest-naming",
                                     help="path (default: keep the repository path), scoped, or basename "
                                          "(skopeo's flattening)."),
     all_: bool = typer.Option(True, "--all", "-a", help="Accepted for skopeo compatibility: every platform."),
     append_suffix: str = typer.Option("", "--append-suffix", help="Add this suffix to destination tags."),
-    src_creds: str | None = typer.Option(None, "--src-creds", metavar="USER[:PASS]"),
-    dest_creds: str | None = typer.Option(None, "--dest-creds", metavar="USER[:PASS]"),
-    src_tls_verify: str = typer.Option("true", "--src-tls-verify"),
-    dest_tls_verify: str = typer.Option("true", "--dest-tls-verify"),
-    src_cert_dir: str | None = typer.Option(None, "--src-cert-dir"),
-    dest_cert_dir: str | None = typer.Option(None, "--dest-cert-dir"),
-    authfile: str | None = typer.Option(None, "--authfile"),
+    src_creds: p.SrcCreds = None,
+    dest_creds: p.DestCreds = None,
+    src_tls_verify: p.SrcTlsVerify = "true",
+    dest_tls_verify: p.DestTlsVerify = "true",
+    src_cert_dir: p.SrcCertDir = None,
+    dest_cert_dir: p.DestCertDir = None,
+    authfile: p.AuthFile = None,
     # engine and output
     proc: int = typer.Option(5, "--proc", min=1, help="Images in flight."),
-    retries: int = typer.Option(2, "--retries", min=0, help="Extra rounds for failed images."),
-    force: bool = typer.Option(False, "--force", help="Copy even when the destination has the same digest."),
-    journal: str | None = typer.Option(None, "--journal", help="Journal file (resume state)."),
-    report: str | None = typer.Option(None, "--report", help="Write a JSON report here."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and what is in place; copy nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    retries: p.Retries = 2,
+    force: p.Force = False,
+    journal: p.Journal = None,
+    report: p.Report = None,
+    dry_run: p.DryRun = False,
+    quiet: p.Quiet = False,
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
     skopeo_mode = src is not None or dest is not None or source is not None
@@ -113,7 +114,7 @@ def sync(
             raise UsageError("skopeo-style sync needs --src, --dest, SOURCE and DESTINATION")
         if config or images or auth:
             raise UsageError("use either image-syncer files (--config/--auth/--images) or --src/--dest, not both")
-        naming = skopeo_sync.DestNaming.SCOPED if scoped else skopeo_sync.DestNaming(dest_naming)
+        naming = skopeo_sync.DestNaming.SCOPED if scoped else dest_naming
         src_side = Side(src_creds, src_tls_verify, src_cert_dir, authfile, "src-", "FERRY_SRC_PASSWORD")
         dst_side = Side(dest_creds, dest_tls_verify, dest_cert_dir, authfile, "dest-", "FERRY_DEST_PASSWORD")
         rules, amap = _skopeo_plan(src, dest, source, destination, naming, src_side, dst_side, append_suffix)
