@@ -220,16 +220,25 @@ class RegistryHTTP:
         url = realm + ("&" if parts.query else "?") + urlencode(query)
         headers: dict[str, str] = {}
         cred = self.access.credential
-        if cred:
-            # The password goes to the realm only over TLS or to the registry's own host.
-            realm_host = (parts.hostname or "").lower()
-            if parts.scheme == "https" or realm_host == (urlsplit(f"//{self.registry}").hostname or "").lower():
-                headers["Authorization"] = _basic(cred.username, cred.password)
-            else:
-                log.warning("not sending credentials to token realm %s over plain HTTP on another host",
-                            parts.netloc)
+        realm_host = (parts.hostname or "").lower()
+        trusted = parts.scheme == "https" or realm_host == (urlsplit(f"//{self.registry}").hostname or "").lower()
+        if cred and not trusted:
+            # A realm on another host over plain HTTP could be anyone's: it gets no secret.
+            log.warning("not sending credentials to token realm %s over plain HTTP on another host", parts.netloc)
+            cred = None
         try:
-            async with self.session.get(url, headers=headers, allow_redirects=False) as resp:
+            if cred and cred.identity_token:
+                # docker's identity token: the OAuth2 refresh-token grant, by POST, instead of the password
+                form = {"grant_type": "refresh_token", "refresh_token": cred.identity_token, "client_id": "ferry",
+                        "scope": " ".join(sorted(scopes))}
+                if ch.service:
+                    form["service"] = ch.service
+                request = self.session.post(realm, data=form, allow_redirects=False)
+            else:
+                if cred:
+                    headers["Authorization"] = _basic(cred.username, cred.password)
+                request = self.session.get(url, headers=headers, allow_redirects=False)
+            async with request as resp:
                 self.stats.requests += 1
                 body = await resp.content.read(MAX_TOKEN_BYTES + 1)
                 if resp.status in (401, 403):

@@ -75,9 +75,8 @@ def read_auth_file(path: Path) -> dict[str, Any]:
 def _decode_auth(entry: Any, key: str, path: Path) -> Credential | None:
     if not isinstance(entry, dict):
         raise ConfigError(f"{path}: auths entry {key!r} must be an object")
-    if entry.get("identitytoken"):
-        raise AuthError(f"{path}: entry {key!r} holds an identity token, which ferry does not support",
-                        hint="log in again with ferry login")
+    token = entry.get("identitytoken")
+    token = token if isinstance(token, str) and token else None
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
         try:
@@ -86,7 +85,9 @@ def _decode_auth(entry: Any, key: str, path: Path) -> Credential | None:
             raise ConfigError(f"{path}: entry {key!r} has an invalid base64 'auth' value") from None
         if not sep:
             raise ConfigError(f"{path}: entry {key!r}: 'auth' must encode user:password")
-        return Credential(user, password)
+        return Credential(user, password, identity_token=token)
+    if token:
+        return Credential("<token>", "", identity_token=token)
     if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
         return Credential(entry["username"], entry["password"])
     return None
