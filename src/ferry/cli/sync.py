@@ -15,8 +15,8 @@ from ferry.cli.options import Side, parse_bool
 from ferry.cli.progress import make_events, stderr_console
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions
-from ferry.errors import RunFailedError, UsageError
-from ferry.journal import Journal, default_path
+from ferry.errors import FerryError, RunFailedError, UsageError
+from ferry.journal import JobRecord, Journal, default_path
 from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
 from ferry.plan.inventory import Expected
@@ -132,9 +132,12 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
     console = stderr_console()
     conns = Connections(amap, connections=max(16, options.blob_concurrency * 2))
     try:
-        jobs = check_plan(await expand(rules, lambda ref: conns.repository(ref).client.list_tags(ref.repository)))
+        unlisted: dict[RegistryRef, FerryError] = {}  # a repository that cannot be listed fails its rules alone
+        jobs = check_plan(await expand(rules, lambda ref: conns.repository(ref).client.list_tags(ref.repository),
+                                       failures=unlisted))
+        refused = _unlisted_records(rules, unlisted)
         if dry_run:
-            await _dry_run(conns, jobs)
+            await _dry_run(conns, jobs, refused)
             return
         journal = Journal(journal_path or default_path())
         journal.start_run("sync")
@@ -148,6 +151,9 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
                 events = make_events(len(jobs), quiet=quiet, console=console)
             with events:
                 result = await Engine(conns, options, journal=journal, events=events).run(jobs)
+            for rec in refused:
+                journal.record_job(f"{rec.source} -> {rec.destination}", rec)
+            result.records.extend(refused)
             journal.finish_run()
         finally:
             journal.close()
@@ -159,16 +165,29 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
             console.print(summary_table(result, title="ferry sync"))
             print_failures(console, result)
         if result.failed:
-            raise RunFailedError(f"{len(result.failed)} of {len(jobs)} image(s) failed"
+            raise RunFailedError(f"{len(result.failed)} of {len(result.records)} image(s) failed"
                                  + (f" (report: {report})" if report else ""))
     finally:
         await conns.close()
 
 
-async def _dry_run(conns: Connections, jobs: list[Job]) -> None:
+def _unlisted_records(rules: list[Rule], unlisted: dict[RegistryRef, FerryError]) -> list[JobRecord]:
+    """A failed record for each rule that needed its source repository listed and could not have it."""
+    return [
+        JobRecord(str(rule.source), str(rule.destination), "failed", error=str(unlisted[rule.source.repo_ref()]))
+        for rule in rules
+        if not (rule.select.tags or rule.select.digests) and rule.source.repo_ref() in unlisted
+    ]
+
+
+async def _dry_run(conns: Connections, jobs: list[Job], refused: list[JobRecord]) -> None:
     expected = [Expected(j.source, j.destination, None, j.origin) for j in jobs]
     pending = {m.destination for m in await verify(conns, expected)}
     for job in jobs:
         state = "to copy " if str(job.destination) in pending else "in place"
         print(f"{state}  {job.source} -> {job.destination}")
+    for rec in refused:
+        print(f"failed    {rec.source} -> {rec.destination}: {rec.error}")
     print(f"{len(jobs)} images: {len(jobs) - len(pending)} in place, {len(pending)} to copy", file=sys.stderr)
+    if refused:
+        raise RunFailedError(f"{len(refused)} rule(s) could not list their source repository")

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from ferry.errors import ConfigError
+from ferry.errors import ConfigError, FerryError, UsageError
 from ferry.plan.model import Job, Rule
 from ferry.plan.semver import Constraint, SemverError, parse_constraint
 from ferry.refs import RegistryRef, is_tag
@@ -64,12 +64,25 @@ def _check_rule(rule: Rule) -> Constraint | None:
         raise ConfigError(f"{origin}: {err}") from None
 
 
-async def _list_all(repos: list[RegistryRef], list_tags: ListTags, concurrency: int) -> dict[RegistryRef, list[str]]:
+async def _list_all(
+    repos: list[RegistryRef],
+    list_tags: ListTags,
+    concurrency: int,
+    failures: dict[RegistryRef, FerryError] | None = None,
+) -> dict[RegistryRef, list[str]]:
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(repo: RegistryRef) -> list[str]:
         async with gate:
-            return list(await list_tags(repo))
+            if failures is None:
+                return list(await list_tags(repo))
+            try:
+                return list(await list_tags(repo))
+            except FerryError as err:
+                if isinstance(err, UsageError):
+                    raise
+                failures[repo] = err
+                return []
 
     tasks = [asyncio.ensure_future(one(repo)) for repo in repos]
     try:
@@ -119,11 +132,18 @@ def _jobs_for(rule: Rule, tags: list[str]) -> list[Job]:
     return jobs
 
 
-async def expand(rules: Iterable[Rule], list_tags: ListTags, *, concurrency: int = 8) -> list[Job]:
+async def expand(
+    rules: Iterable[Rule],
+    list_tags: ListTags,
+    *,
+    concurrency: int = 8,
+    failures: dict[RegistryRef, FerryError] | None = None,
+) -> list[Job]:
     """Turn rules into jobs in rule order (tags in the order given or listed, then digests).
 
-    Errors from ``list_tags`` propagate unchanged; the caller decides whether a missing repository
-    aborts the run.
+    Errors from ``list_tags`` propagate unchanged, unless ``failures`` is given: then a repository
+    whose listing fails (unreadable, missing, unreachable) is recorded there with its error and its
+    listing rules give no jobs, so the caller can report them as failed and run the others.
     """
     rules = list(rules)
     constraints = [_check_rule(rule) for rule in rules]
@@ -132,11 +152,13 @@ async def expand(rules: Iterable[Rule], list_tags: ListTags, *, concurrency: int
         repo = rule.source.repo_ref()
         if _needs_listing(rule) and repo not in repos:
             repos.append(repo)
-    listed = await _list_all(repos, list_tags, concurrency) if repos else {}
+    listed = await _list_all(repos, list_tags, concurrency, failures) if repos else {}
 
     jobs: list[Job] = []
     for rule, constraint in zip(rules, constraints, strict=True):
         if _needs_listing(rule):
+            if failures is not None and rule.source.repo_ref() in failures:
+                continue  # the caller reports it
             tags = _select(rule, listed[rule.source.repo_ref()], constraint)
         else:
             tags = list(dict.fromkeys(rule.select.tags))
