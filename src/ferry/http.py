@@ -470,11 +470,14 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str) -> b
     if declared is not None and declared > limit:
         resp.release()
         raise ProtocolError(f"{what}: body of {declared} bytes exceeds the {limit}-byte limit")
-    data = await resp.content.read(limit + 1)
-    if len(data) > limit:
-        resp.release()
-        raise ProtocolError(f"{what}: body exceeds the {limit}-byte limit")
-    return data
+    # StreamReader.read(n) answers what is buffered (one chunk), not n bytes: read to the end.
+    data = bytearray()
+    while chunk := await resp.content.read(limit + 1 - len(data)):
+        data += chunk
+        if len(data) > limit:
+            resp.release()
+            raise ProtocolError(f"{what}: body exceeds the {limit}-byte limit")
+    return bytes(data)
 
 
 def next_link(header: str | None, current: str) -> str | None:
