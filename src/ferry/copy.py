@@ -98,7 +98,9 @@ class BlobTransfers:
             return
         key = (store, desc.digest)
         while (pending := self._inflight.get(key)) is not None:
-            await asyncio.shield(pending)
+            # Wait for the other transfer without taking on its outcome: if it failed (its source
+            # may be the broken one), this image re-checks and transfers from its own source.
+            await asyncio.wait((pending,))
         holders = self.ledger.holders(store, desc.digest)
         if name in holders:
             stats.blobs_skipped += 1
