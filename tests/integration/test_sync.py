@@ -512,11 +512,13 @@ def test_plain_log_lines_off_a_terminal_and_quiet_prints_nothing(
     assert_mirrored(w, [w.image("proj2/multi", "v1")], dst, "quiet/")
 
 
+@pytest.mark.parametrize("secret_rule", ["secret/app:v1", "secret/app"], ids=["tag", "all-tags"])
 def test_unreadable_repository_fails_alone(
-    token_registry: Registry, token_server: Any, registry: Registry, tmp_path: Path
+    token_registry: Registry, token_server: Any, registry: Registry, tmp_path: Path, secret_rule: str
 ) -> None:
-    """The source credentials (bob) may read ``team/*`` but not ``secret/*``: the secret image is a failed
-    job with an authorisation error, the readable ones are copied."""
+    """The source credentials (bob) may read ``team/*`` but not ``secret/*``: the secret rule is a failed
+    job with an authorisation error, the readable ones are copied. Whether the rule names a tag or asks
+    for every tag (which needs a listing that is refused) makes no difference."""
     src, dst = token_registry, registry
     lay = im.Layout(tmp_path / "layout")
     digests = {name: im.oci_image(lay, name, seed=n) for n, name in enumerate(("a", "b", "c"))}
@@ -534,7 +536,7 @@ def test_unreadable_repository_fails_alone(
         json.dumps(
             {
                 src.ref("team/one:v1"): dst.ref("team/one:v1"),
-                src.ref("secret/app:v1"): dst.ref("secret/app:v1"),
+                src.ref(secret_rule): dst.ref(secret_rule),
                 src.ref("team/two:v1"): dst.ref("team/two:v1"),
             }
         )
@@ -556,8 +558,9 @@ def test_unreadable_repository_fails_alone(
     )
     assert run.returncode == 1, run.stderr
     jobs = by_destination(report_jobs(report))
-    bad = jobs.pop(dst.ref("secret/app:v1"))
+    bad = jobs.pop(dst.ref(secret_rule))
     assert bad["status"] == "failed" and bad["error"]
+    assert bad["source"] == src.ref(secret_rule)
     assert "secret/app" in bad["error"]
     assert {j["status"] for j in jobs.values()} == {"copied"}
     assert inspect_raw(dst.ref("team/one:v1")) == lay.manifest_bytes("a")
