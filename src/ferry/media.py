@@ -85,7 +85,8 @@ class Manifest:
 
     @property
     def layers(self) -> list[Descriptor]:
-        return self.blobs if self.media_type in SCHEMA1_TYPES else self.blobs[1:]
+        """Layers, base first. Schema1 lists ``fsLayers`` newest first: they are reversed here."""
+        return self.blobs[::-1] if self.media_type in SCHEMA1_TYPES else self.blobs[1:]
 
 
 def _descriptor(d: Any, where: str) -> Descriptor:
@@ -173,6 +174,20 @@ def parse_manifest(raw: bytes, declared_type: str | None = None, digest: str | N
     if "subject" in body:
         m.subject = _descriptor(body["subject"], where)
     return m
+
+
+def schema1_config(manifest: Manifest) -> dict[str, Any]:
+    """The image configuration a schema1 manifest carries: the newest ``history`` entry's
+    ``v1Compatibility`` (architecture, os, created, config, ...). Empty when it has none."""
+    history = manifest.body.get("history")
+    if manifest.media_type not in SCHEMA1_TYPES or not isinstance(history, list) or not history:
+        return {}
+    entry = history[0]
+    try:
+        config = json.loads(entry["v1Compatibility"]) if isinstance(entry, dict) else None
+    except (KeyError, TypeError, ValueError):
+        config = None
+    return config if isinstance(config, dict) else {}
 
 
 def referrers_tag(digest: str) -> str:

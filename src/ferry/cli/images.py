@@ -16,7 +16,7 @@ from ferry.cli.options import Side, access_map, parse_bool, warn_argv_password
 from ferry.connect import Connections
 from ferry.copy import ImageCopier, select_platform
 from ferry.errors import NotFoundError, UsageError
-from ferry.media import manifest_digest
+from ferry.media import manifest_digest, schema1_config
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
 
@@ -157,9 +157,9 @@ def inspect(
             if top.is_index:
                 image_manifest = await src.get_manifest(select_platform(top, platform).digest)
             cfg_desc = image_manifest.config
-            if cfg_desc is None:
-                cfg: dict[str, Any] = {}
-                cfg_raw = b"{}"
+            if cfg_desc is None:  # schema1 keeps its configuration in the manifest
+                cfg: dict[str, Any] = schema1_config(image_manifest)
+                cfg_raw = json.dumps(cfg).encode()
             else:
                 chunks = [c async for c in src.read_blob(cfg_desc)]
                 cfg_raw = b"".join(chunks)
