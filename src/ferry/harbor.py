@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ferry.errors import AuthError, FerryError, NotFoundError, ProtocolError
-from ferry.http import RegistryHTTP, read_limited
+from ferry.http import RegistryHTTP
 
 API = "/api/v2.0"
 PAGE_SIZE = 100  # Harbor's maximum; above it answers 422
@@ -67,15 +67,12 @@ class HarborAPI:
         self.requests_made = 0
 
     async def _get(self, path: str, *, params: dict[str, str] | None = None, allow: tuple[int, ...] = ()) -> Any:
-        resp = await self.http.request("GET", API + path, params=params, basic=True, allow=allow,
-                                       headers={"Accept": "application/json"}, what=f"Harbor API {path}")
+        resp, raw = await self.http.fetch("GET", API + path, params=params, basic=True, allow=allow,
+                                          headers={"Accept": "application/json"}, what=f"Harbor API {path}",
+                                          limit=32 * 1024 * 1024)
         self.requests_made += 1
-        try:
-            if resp.status in allow:
-                return resp.status
-            raw = await read_limited(resp, 32 * 1024 * 1024, f"Harbor API {path}")
-        finally:
-            resp.release()
+        if resp.status in allow:
+            return resp.status
         try:
             return json.loads(raw)
         except ValueError:

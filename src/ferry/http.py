@@ -341,6 +341,25 @@ class RegistryHTTP:
                 continue
             raise await self._status_error(resp, method, what or path)
 
+    async def fetch(self, method: str, path: str, *, limit: int, what: str = "",
+                    **kwargs: Any) -> tuple[aiohttp.ClientResponse, bytes]:
+        """:meth:`request` and its whole body, at most ``limit`` bytes. A body cut short, reset or stalled
+        is retried like a failed request. The response comes back released (status and headers stay)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            resp = await self.request(method, path, what=what, **kwargs)
+            try:
+                return resp, await read_limited(resp, limit, what or path)
+            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
+                if attempt >= self.retry.attempts:
+                    raise NetworkError(f"{self.registry}: {method} {what or path}: the answer was cut short "
+                                       f"{attempt} times: {_describe(e)}",
+                                       hint="is the registry (or a proxy in front of it) overloaded?") from None
+                await self.backoff(attempt, None, f"{method} {what or path}: answer cut short: {_describe(e)}")
+            finally:
+                resp.release()
+
     async def _send(
         self,
         method: str,
@@ -405,13 +424,10 @@ class RegistryHTTP:
         for _ in range(max_pages):
             if url is None:
                 return
-            resp = await self.request("GET", url, scopes=scopes, params=params, basic=basic, what=what)
-            try:
-                raw = await read_limited(resp, limit, what)
-                link = resp.headers.get("Link")
-                current = str(resp.url)
-            finally:
-                resp.release()
+            resp, raw = await self.fetch("GET", url, scopes=scopes, params=params, basic=basic, what=what,
+                                         limit=limit)
+            link = resp.headers.get("Link")
+            current = str(resp.url)
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -440,28 +456,33 @@ class RegistryHTTP:
                          hint="check the username and password")
 
     async def _status_error(self, resp: aiohttp.ClientResponse, method: str, what: str) -> FerryError:
-        detail = ""
+        detail = code = ""
         try:
             raw = await resp.content.read(64 * 1024)
             import json
 
             errors = json.loads(raw).get("errors") or []
             if errors and isinstance(errors[0], dict):
-                detail = f"{errors[0].get('code', '')} {errors[0].get('message', '')}".strip()
+                code = str(errors[0].get("code", ""))[:100]
+                detail = f"{code} {str(errors[0].get('message', ''))[:300]}".strip()
         except Exception:  # a broken error body still yields the status line
             detail = ""
         finally:
             resp.release()
         status = resp.status
         tail = f": {detail}" if detail else ""
+        err: FerryError
         if status == 404:
-            return NotFoundError(f"{self.registry}: {what} not found{tail}")
-        if status == 403:
-            return AuthError(f"{self.registry}: permission denied for {method} {what}{tail}")
-        if status == 429 or status >= 500:
-            return NetworkError(f"{self.registry}: {method} {what} failed with HTTP {status}{tail} after "
-                                f"{self.retry.attempts} attempts")
-        return ProtocolError(f"{self.registry}: {method} {what} answered HTTP {status}{tail}")
+            err = NotFoundError(f"{self.registry}: {what} not found{tail}")
+        elif status == 403:
+            err = AuthError(f"{self.registry}: permission denied for {method} {what}{tail}")
+        elif status == 429 or status >= 500:
+            err = NetworkError(f"{self.registry}: {method} {what} failed with HTTP {status}{tail} after "
+                               f"{self.retry.attempts} attempts")
+        else:
+            err = ProtocolError(f"{self.registry}: {method} {what} answered HTTP {status}{tail}")
+        err.code = code or None
+        return err
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:

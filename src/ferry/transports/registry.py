@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote, urljoin
 
 from ferry.errors import DigestMismatchError, FerryError, NetworkError, NotFoundError, ProtocolError
-from ferry.http import RegistryHTTP, read_limited
+from ferry.http import RegistryHTTP
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
 
@@ -83,16 +83,12 @@ class RegistryClient:
 
     async def get_manifest(self, repo: str, reference: str) -> Manifest:
         what = f"manifest {repo}:{reference}" if not is_digest(reference) else f"manifest {repo}@{reference}"
-        resp = await self.http.request(
+        resp, raw = await self.http.fetch(
             "GET", f"/v2/{repo}/manifests/{reference}", scopes=self._read_scope(repo),
-            headers={"Accept": ACCEPT}, what=what,
+            headers={"Accept": ACCEPT}, what=what, limit=MAX_MANIFEST_BYTES,
         )
-        try:
-            raw = await read_limited(resp, MAX_MANIFEST_BYTES, what)
-            content_type = resp.headers.get("Content-Type")
-            header_digest = resp.headers.get("Docker-Content-Digest")
-        finally:
-            resp.release()
+        content_type = resp.headers.get("Content-Type")
+        header_digest = resp.headers.get("Docker-Content-Digest")
         expected = reference if is_digest(reference) else None
         manifest = parse_manifest(raw, content_type, expected)
         if header_digest and header_digest.startswith("sha256:") and header_digest != manifest.digest:
