@@ -154,6 +154,8 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
             for rec in refused:
                 journal.record_job(f"{rec.source} -> {rec.destination}", rec)
             result.records.extend(refused)
+            # the summary counts the whole command, tag listing included (the engine counts only its run)
+            result.requests, result.http_retries = conns.stats.requests, conns.stats.retries
             journal.finish_run()
         finally:
             journal.close()
