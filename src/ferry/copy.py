@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ferry.errors import DigestMismatchError, NotFoundError, ProtocolError, UsageError
+from ferry.errors import DigestMismatchError, FerryError, NotFoundError, ProtocolError, UsageError
 from ferry.media import Descriptor, Manifest, parse_manifest, platform_matches
 from ferry.plan.model import PlatformFilter
 from ferry.transports.base import Destination, Mountable, Source
@@ -45,6 +45,7 @@ class BlobLedger(Protocol):
 
     def holders(self, store: str, digest: str) -> set[str]: ...
     def record(self, store: str, digest: str, repo: str) -> None: ...
+    def forget(self, store: str, digest: str, repo: str) -> None: ...
 
 
 class MemoryLedger:
@@ -56,6 +57,9 @@ class MemoryLedger:
 
     def record(self, store: str, digest: str, repo: str) -> None:
         self._held.setdefault((store, digest), set()).add(repo)
+
+    def forget(self, store: str, digest: str, repo: str) -> None:
+        self._held.get((store, digest), set()).discard(repo)
 
 
 @dataclass(slots=True)
@@ -120,6 +124,12 @@ class BlobTransfers:
             raise
         finally:
             del self._inflight[key]
+
+    def forget(self, dst: Destination, blobs: list[Descriptor]) -> None:
+        store = getattr(dst, "store_key", None)
+        if store is not None:
+            for b in blobs:
+                self.ledger.forget(store, b.digest, getattr(dst, "name", ""))
 
     async def _mount(self, src: Source, dst: Mountable, desc: Descriptor, from_name: str, stats: CopyStats) -> None:
         async with self._slots:
@@ -262,12 +272,14 @@ class ImageCopier:
         root: Manifest | None = None,
     ) -> CopyResult:
         """Copy the image ``reference`` names; tag it ``dst_tag`` (or store it by digest when None)."""
+        probed = False
         if root is None and not force and not platform and not (platforms and platforms.active):
             # Nothing-to-do check with one request per side, before reading the source manifest.
             digest = await self._probe(src, dst, reference, dst_tag)
             if isinstance(digest, CopyResult):
                 return digest
             root = await src.get_manifest(digest or reference)
+            probed = digest is not None  # the destination was just asked: no second HEAD
         root = root or await src.get_manifest(reference)
         source_digest = root.digest
         rewritten = False
@@ -279,14 +291,13 @@ class ImageCopier:
             rewritten = filtered is not root
             root = filtered
         target = dst_tag or root.digest
-        if not force:
+        if not force and not probed:
             present = await dst.has_manifest(target)
             if present == root.digest:
                 return CopyResult(root.digest, source_digest, skipped=True, rewritten=rewritten)
         stats = CopyStats()
         await self._copy_tree(src, dst, root, stats)
-        await dst.put_manifest(root, target)
-        stats.manifests_pushed += 1
+        await self._push(src, dst, root, target, stats)
         await dst.commit()
         return CopyResult(root.digest, source_digest, skipped=False, stats=stats, rewritten=rewritten)
 
@@ -321,5 +332,17 @@ class ImageCopier:
                 return
             child = await src.get_manifest(desc.digest)
         await self._copy_tree(src, dst, child, stats)
-        await dst.put_manifest(child, desc.digest)
+        await self._push(src, dst, child, desc.digest, stats)
+
+    async def _push(self, src: Source, dst: Destination, m: Manifest, reference: str, stats: CopyStats) -> None:
+        try:
+            await dst.put_manifest(m, reference)
+        except FerryError as e:
+            if e.code != "MANIFEST_BLOB_UNKNOWN" or not m.blobs:
+                raise
+            # The journal said this repository held blobs it no longer has (deleted or garbage-collected
+            # since): check every blob again, then push once more.
+            self.transfers.forget(dst, m.blobs)
+            await asyncio.gather(*(self.transfers.ensure(src, dst, b, stats) for b in m.blobs))
+            await dst.put_manifest(m, reference)
         stats.manifests_pushed += 1

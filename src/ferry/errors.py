@@ -21,6 +21,8 @@ class FerryError(Exception):
     """An error a user can act on. ``str(err)`` is the one line, without the ``ferry:`` prefix."""
 
     exit_code = 1
+    #: The registry's error code (``MANIFEST_BLOB_UNKNOWN`` …) when the error came from its answer.
+    code: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message

@@ -143,10 +143,10 @@ class Journal:
             held.add(repo)
             self.db.execute("INSERT OR IGNORE INTO blobs (store, digest, repo) VALUES (?,?,?)", (store, digest, repo))
 
-    def forget_store(self, store: str) -> None:
-        """Drop what is known of a destination (``--force``: trust nothing remembered)."""
-        self.db.execute("DELETE FROM blobs WHERE store=?", (store,))
-        self._held = {k: v for k, v in self._held.items() if k[0] != store}
+    def forget(self, store: str, digest: str, repo: str) -> None:
+        """The repository turned out not to hold the blob after all (deleted since it was recorded)."""
+        self._held.get((store, digest), set()).discard(repo)
+        self.db.execute("DELETE FROM blobs WHERE store=? AND digest=? AND repo=?", (store, digest, repo))
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
