@@ -166,7 +166,7 @@ class Migration:
         before = self.src_api.http.stats.requests
         sel = self.options.selection
         if src_harbor:
-            plan = await harbor_inventory(self.src_api, self.src.host, self.dst.host, sel)
+            plan = await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
         else:
             plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,

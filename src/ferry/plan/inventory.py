@@ -11,7 +11,6 @@ from typing import TypeVar
 
 from ferry.errors import UsageError
 from ferry.harbor import Artifact, HarborAPI, Project
-from ferry.media import referrers_tag
 from ferry.plan.model import Job
 from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
@@ -105,7 +104,7 @@ def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, 
 
 
 def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_reg: str,
-                   dst_reg: str) -> None:
+                   dst_reg: str, accessory_tags: dict[str, list[str]]) -> None:
     dst_repo = sel.dest_repository(art.repository)
     src_base = RegistryRef(src_reg, art.repository)
     dst_base = RegistryRef(dst_reg, dst_repo)
@@ -118,15 +117,30 @@ def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artif
     if not art.tags:
         _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest)
     for acc in art.accessories:
-        if acc.type == "signature.cosign":
-            # cosign finds signatures by tag: sha256-<subject hex>.sig
-            dst = dst_base.with_tag(referrers_tag(acc.subject_digest) + ".sig")
-        else:
-            dst = dst_base.with_digest(acc.digest)
-        _add(plan, project, src_base.with_digest(acc.digest), dst, acc.digest, accessory=True)
+        # An accessory keeps the tags it has at the source (cosign's sha256-<subject hex>.sig, which
+        # cosign looks signatures up by); one without tags travels by digest, found through its subject.
+        acc_tags = accessory_tags.get(acc.digest, [])
+        for tag in acc_tags:
+            _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), acc.digest, accessory=True)
+        if not acc_tags:
+            _add(plan, project, src_base.with_digest(acc.digest), dst_base.with_digest(acc.digest), acc.digest,
+                 accessory=True)
 
 
-async def harbor_inventory(api: HarborAPI, src_reg: str, dst_reg: str, sel: Selection) -> MigrationPlan:
+async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[str]) -> dict[str, list[str]]:
+    """Harbor's API hides the tags of accessories; the registry's tag list shows them. Only the
+    ``sha256-…`` tags that referrers and cosign use are asked about."""
+    candidates = [t for t in await client.list_tags(repo) if t.startswith("sha256-")]
+    digests = await bounded_map(lambda t: client.head_manifest(repo, t), candidates)
+    found: dict[str, list[str]] = {}
+    for tag, digest in zip(candidates, digests, strict=True):
+        if digest in accessories:
+            found.setdefault(digest, []).append(tag)
+    return found
+
+
+async def harbor_inventory(api: HarborAPI, client: RegistryClient, dst_reg: str, sel: Selection) -> MigrationPlan:
+    """Projects, repositories and artifacts through Harbor's API; ``client`` is the same Harbor's registry."""
     projects = [p for p in await api.projects() if sel.project_selected(p.name)]
     plan = MigrationPlan(projects=projects, source_is_harbor=True)
     repos_by_project = await bounded_map(api.repositories, [p.name for p in projects])
@@ -134,9 +148,14 @@ async def harbor_inventory(api: HarborAPI, src_reg: str, dst_reg: str, sel: Sele
         plan.repositories[p.name] = [r for r in repos if sel.repo_selected(r)]
     all_repos = [(p, r) for p in plan.repositories for r in plan.repositories[p]]
     artifacts = await bounded_map(lambda pr: api.artifacts(pr[1]), all_repos)
-    for (project, _repo), arts in zip(all_repos, artifacts, strict=True):
+    with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
+                        for (_p, r), arts in zip(all_repos, artifacts, strict=True)]
+    with_accessories = [(r, accs) for r, accs in with_accessories if accs]
+    tag_maps = dict(zip([r for r, _ in with_accessories],
+                        await bounded_map(lambda ra: _accessory_tags(client, *ra), with_accessories), strict=True))
+    for (project, repo), arts in zip(all_repos, artifacts, strict=True):
         for art in arts:
-            _plan_artifact(plan, sel, project, art, src_reg, dst_reg)
+            _plan_artifact(plan, sel, project, art, client.registry, dst_reg, tag_maps.get(repo, {}))
     return plan
 
 
