@@ -447,6 +447,10 @@ class RegistryHTTP:
         await asyncio.sleep(delay)
 
     def _auth_error(self, what: str, ch: Challenge | None) -> AuthError:
+        if ch is not None and ch.error == "invalid_token":  # the token service accepted us; the registry not its token
+            return AuthError(f"{self.registry}: refused a fresh token from {ch.realm} for {what}",
+                             hint="the registry does not accept its token service's tokens: check both clocks and "
+                                  "the registry's token issuer, service and certificate")
         if self.access.credential is None:
             return AuthError(f"{self.registry}: authentication required for {what}",
                              hint="give credentials with --creds, --authfile or ferry login")
