@@ -69,7 +69,7 @@ def _project_table(outcome: MigrationOutcome, title: str) -> Table:
 
 def _print_mismatches(console: Console, outcome: MigrationOutcome, limit: int = 50) -> None:
     for m in outcome.mismatches[:limit]:
-        console.print(f"[red]not verified[/red] {m.destination}: {m.reason}", highlight=False)
+        console.print(f"[red]not verified[/red] {m.destination}: {m.reason}", highlight=False, soft_wrap=True)
     if len(outcome.mismatches) > limit:
         console.print(f"… and {len(outcome.mismatches) - limit} more (see --report)")
 
