@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_CODES", "FerryCLI", "FerryResult"]
+__all__ = ["EXIT_CODES", "FerryCLI", "FerryResult", "Running"]
 
 #: The exit codes ferry documents (src/ferry/errors.py).
 EXIT_CODES = frozenset(range(8))
@@ -104,13 +104,22 @@ class FerryCLI:
         out, err = proc.communicate(None if input is None else input.encode(), timeout=timeout)
         return FerryResult(tuple(args), proc.returncode, out, err.decode(errors="replace"))
 
-    def run_many(
-        self, commands: Sequence[Sequence[str]], env: Mapping[str, str] | None = None, timeout: float = 120
-    ) -> list[FerryResult]:
+    def start(self, *args: str, env: Mapping[str, str] | None = None) -> Running:
+        """Start a command without waiting (see :meth:`Running.wait`)."""
+        return Running(tuple(args), self._popen(args, env, False))
+
+    def run_many(self, commands: Sequence[Sequence[str]], env: Mapping[str, str] | None = None,
+                 timeout: float = 120) -> list[FerryResult]:
         """Run independent commands concurrently; results in the order given."""
-        procs = [(tuple(c), self._popen(c, env, False)) for c in commands]
-        results = []
-        for args, proc in procs:
-            out, err = proc.communicate(timeout=timeout)
-            results.append(FerryResult(args, proc.returncode, out, err.decode(errors="replace")))
-        return results
+        running = [self.start(*c, env=env) for c in commands]
+        return [r.wait(timeout) for r in running]
+
+
+@dataclass
+class Running:
+    args: tuple[str, ...]
+    proc: subprocess.Popen[bytes]
+
+    def wait(self, timeout: float = 120) -> FerryResult:
+        out, err = self.proc.communicate(timeout=timeout)
+        return FerryResult(self.args, self.proc.returncode, out, err.decode(errors="replace"))
