@@ -226,30 +226,41 @@ class RegistryHTTP:
             # A realm on another host over plain HTTP could be anyone's: it gets no secret.
             log.warning("not sending credentials to token realm %s over plain HTTP on another host", parts.netloc)
             cred = None
-        try:
-            if cred and cred.identity_token:
-                # docker's identity token: the OAuth2 refresh-token grant, by POST, instead of the password
-                form = {"grant_type": "refresh_token", "refresh_token": cred.identity_token, "client_id": "ferry",
-                        "scope": " ".join(sorted(scopes))}
-                if ch.service:
-                    form["service"] = ch.service
-                request = self.session.post(realm, data=form, allow_redirects=False)
-            else:
-                if cred:
-                    headers["Authorization"] = _basic(cred.username, cred.password)
-                request = self.session.get(url, headers=headers, allow_redirects=False)
-            async with request as resp:
-                self.stats.requests += 1
-                body = await resp.content.read(MAX_TOKEN_BYTES + 1)
-                if resp.status in (401, 403):
-                    raise AuthError(
-                        f"{self.registry}: credentials refused by the token service",
-                        hint="check the username and password (--creds, --authfile or ferry login)",
-                    )
-                if resp.status != 200:
-                    raise ProtocolError(f"{self.registry}: token service answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as e:
-            raise NetworkError(f"{self.registry}: cannot reach token service {parts.netloc}: {_describe(e)}") from None
+        # The token service fails transiently like any server (a restart, a proxy): retried the same way.
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                if cred and cred.identity_token:
+                    # docker's identity token: the OAuth2 refresh-token grant, by POST, instead of the password
+                    form = {"grant_type": "refresh_token", "refresh_token": cred.identity_token,
+                            "client_id": "ferry", "scope": " ".join(sorted(scopes))}
+                    if ch.service:
+                        form["service"] = ch.service
+                    request = self.session.post(realm, data=form, allow_redirects=False)
+                else:
+                    if cred:
+                        headers["Authorization"] = _basic(cred.username, cred.password)
+                    request = self.session.get(url, headers=headers, allow_redirects=False)
+                async with request as resp:
+                    self.stats.requests += 1
+                    if resp.status in (401, 403):
+                        raise AuthError(
+                            f"{self.registry}: credentials refused by the token service",
+                            hint="check the username and password (--creds, --authfile or ferry login)",
+                        )
+                    if resp.status in RETRY_STATUSES and attempt < self.retry.attempts:
+                        await self.backoff(attempt, resp.headers.get("Retry-After"),
+                                           f"token service {parts.netloc}: HTTP {resp.status}")
+                        continue
+                    if resp.status != 200:
+                        raise ProtocolError(f"{self.registry}: token service answered HTTP {resp.status}")
+                    body = await read_limited(resp, MAX_TOKEN_BYTES, f"{self.registry}: token service answer")
+                break
+            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
+                if attempt < self.retry.attempts:
+                    await self.backoff(attempt, None, f"token service {parts.netloc}: {_describe(e)}")
+                    continue
+                raise NetworkError(f"{self.registry}: cannot reach token service {parts.netloc}: "
+                                   f"{_describe(e)}") from None
         import json
 
         try:
@@ -302,11 +313,13 @@ class RegistryHTTP:
                 if "WRONG_VERSION_NUMBER" in str(e):
                     raise NetworkError(
                         f"{self.registry}: the registry does not speak HTTPS",
-                        hint="for a plain-HTTP registry use --tls-verify=false",
+                        hint="for a plain-HTTP registry use --tls-verify=false "
+                             "(--src-tls-verify=false or --dest-tls-verify=false when copying)",
                     ) from None
                 raise NetworkError(
                     f"{self.registry}: TLS verification failed: {_describe(e)}",
-                    hint="trust its CA with --cert-dir DIR (ca.crt), or use --tls-verify=false for a test registry",
+                    hint="trust its CA with --cert-dir DIR holding ca.crt (--src-cert-dir or --dest-cert-dir when "
+                         "copying), or use --tls-verify=false for a test registry",
                 ) from None
             except aiohttp.ClientConnectorDNSError:
                 raise NetworkError(f"{self.registry}: unknown host", hint="check the registry name") from None
