@@ -7,6 +7,7 @@ copied by the engine, accessories after their subjects; then every selected tag 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from ferry.journal import Journal
 from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.verify import Mismatch, verify
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,12 @@ class Migration:
 
     async def prepare(self) -> MigrationOutcome:
         """Recognise both ends, check credentials, inventory the source, plan the projects."""
-        src_harbor, _ = await self._recognise(self.src_api, "source")
+        src_harbor, src_user = await self._recognise(self.src_api, "source")
+        if src_harbor and not (src_user and src_user.sysadmin):
+            who = f"user {src_user.username!r}" if src_user else "an anonymous caller"
+            log.warning("source Harbor %s: %s is not a Harbor administrator: private projects it is not a member of "
+                        "are invisible to it and are not migrated, and project quotas cannot be read",
+                        self.src.host, who)
         dst_harbor, dst_user = await self._recognise(self.dst_api, "destination")
         before = self.src_api.http.stats.requests
         sel = self.options.selection
