@@ -34,16 +34,21 @@ class QuietEvents(NoRunEvents):
 
 
 class LogEvents(QuietEvents):
-    """One line per finished image, for logs and pipes."""
+    """One line per finished image (and per retry of a failed one), for logs and pipes."""
 
     def __init__(self, total: int, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
         self.total, self.done, self.stream = total, 0, stream
+        self._seen: set[str] = set()  # retry rounds finish a job again: count images, not attempts
 
     def job_finished(self, job: Job, record: JobRecord) -> None:
-        self.done += 1
+        if job.key not in self._seen:
+            self._seen.add(job.key)
+            self.done += 1
         stamp = time.strftime("%H:%M:%S")
         if record.status == "failed":
-            line = f"{stamp} [{self.done}/{self.total}] FAILED {job.source} -> {job.destination}: {record.error}"
+            attempt = f" (retry {record.retries})" if record.retries else ""
+            line = (f"{stamp} [{self.done}/{self.total}] FAILED{attempt} {job.source} -> {job.destination}: "
+                    f"{record.error}")
         else:
             line = (f"{stamp} [{self.done}/{self.total}] {record.status} {job.source} -> {job.destination} "
                     f"{record.digest} {human_bytes(record.bytes)} {record.seconds:.2f}s")
@@ -65,6 +70,8 @@ class RichEvents(QuietEvents):
         )
         self.total = total
         self.done = self.failed = self.inflight = 0
+        self._seen: set[str] = set()  # retry rounds finish a job again: count images, not attempts
+        self._failed: set[str] = set()
         self.bytes_task: TaskID = self.progress.add_task("bytes", total=0)
         self.images_task: TaskID = self.progress.add_task(self._images_text(), total=total)
 
@@ -92,10 +99,15 @@ class RichEvents(QuietEvents):
         self.progress.update(self.bytes_task, description=self._bytes_text())
 
     def job_finished(self, job: Job, record: JobRecord) -> None:
-        self.done += 1
-        if record.status == "failed":
-            self.failed += 1
+        if job.key not in self._seen:
+            self._seen.add(job.key)
+            self.done += 1
+        if record.status != "failed":
+            self._failed.discard(job.key)
+        else:
+            self._failed.add(job.key)
             self.progress.console.print(f"[red]failed[/red] {job.source}: {record.error}", highlight=False)
+        self.failed = len(self._failed)
         self.progress.update(self.images_task, completed=self.done, description=self._images_text())
 
     def __enter__(self) -> RichEvents:
