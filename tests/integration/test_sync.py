@@ -380,6 +380,12 @@ def test_a_missing_tag_fails_alone_and_is_reported(
         run.stderr,
     ), run.stderr
     assert run.stderr.strip().splitlines()[-1] == f"ferry: 1 of {len(good) + 1} image(s) failed (report: {report})"
+    # the log lines count images, not attempts: the retried one is not counted twice
+    n = len(good) + 1
+    counted = [(int(m[1]), int(m[2]), m[3]) for m in re.finditer(r"^\S+ \[(\d+)/(\d+)\] (\S+)", run.stderr, re.M)]
+    assert {total for _, total, _ in counted} == {n}
+    assert sorted({i for i, _, _ in counted}) == list(range(1, n + 1)), run.stderr
+    assert sum(1 for line in run.stderr.splitlines() if "FAILED" in line and "proj0/app:nope ->" in line) == 2
 
 
 def test_dry_run_prints_the_plan_and_moves_nothing(
