@@ -326,6 +326,12 @@ class RegistryHTTP:
             except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
                 if (own := _ferry_cause(e)) is not None:
                     raise own from None  # our request body failed (a blob not matching its digest): not the network
+                if "[SSL: " in str(e) and "ALERT" in str(e):  # the server's TLS alert, e.g. no client certificate
+                    raise NetworkError(
+                        f"{self.registry}: the registry refused the TLS connection: {_describe(e)}",
+                        hint="if it requires a client certificate, put client.cert and client.key in --cert-dir DIR "
+                             "(--src-cert-dir or --dest-cert-dir when copying)",
+                    ) from None
                 if attempt < max_attempts:
                     await self.backoff(attempt, None, f"{method} {what or path}: {_describe(e)}")
                     continue
