@@ -14,12 +14,13 @@ from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, parse_bool
 from ferry.cli.progress import make_events, stderr_console
 from ferry.connect import Connections
+from ferry.copy import filter_platforms
 from ferry.engine import Engine, EngineOptions
 from ferry.errors import FerryError, RunFailedError, UsageError
 from ferry.journal import JobRecord, Journal, default_path
 from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
-from ferry.plan.inventory import Expected
+from ferry.plan.inventory import Expected, bounded_map
 from ferry.plan.model import AccessMap, Job, PlatformFilter, Rule
 from ferry.refs import RegistryRef, parse_repository
 from ferry.report import print_failures, run_payload, summary_table, write_report
@@ -137,7 +138,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
                                        failures=unlisted))
         refused = _unlisted_records(rules, unlisted)
         if dry_run:
-            await _dry_run(conns, jobs, refused)
+            await _dry_run(conns, jobs, refused, options.platforms)
             return
         journal = Journal(journal_path or default_path())
         journal.start_run("sync")
@@ -182,8 +183,21 @@ def _unlisted_records(rules: list[Rule], unlisted: dict[RegistryRef, FerryError]
     ]
 
 
-async def _dry_run(conns: Connections, jobs: list[Job], refused: list[JobRecord]) -> None:
-    expected = [Expected(j.source, j.destination, None, j.origin) for j in jobs]
+async def _target_digest(conns: Connections, job: Job, platforms: PlatformFilter) -> str | None:
+    """The digest a run would leave at the destination: with a platform filter, that of the rewritten
+    index (None when the source cannot tell: verification then reports the problem)."""
+    if not platforms.active:
+        return None
+    try:
+        manifest = await conns.repository(job.source).get_manifest(job.source.reference)
+        return filter_platforms(manifest, platforms).digest if manifest.is_index else manifest.digest
+    except FerryError:
+        return None
+
+
+async def _dry_run(conns: Connections, jobs: list[Job], refused: list[JobRecord], platforms: PlatformFilter) -> None:
+    digests = await bounded_map(lambda j: _target_digest(conns, j, platforms), jobs, 8)
+    expected = [Expected(j.source, j.destination, d, j.origin) for j, d in zip(jobs, digests, strict=True)]
     pending = {m.destination for m in await verify(conns, expected)}
     for job in jobs:
         state = "to copy " if str(job.destination) in pending else "in place"
