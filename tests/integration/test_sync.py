@@ -270,6 +270,18 @@ def test_platform_filter_rewrites_the_index(
     if not rewritten:
         assert raw == w.layout.read_blob(img.digest)
 
+    # the same filter again: the dry run says it is in place, and the run copies nothing
+    mark = dst.mark()
+    common = ["sync", "--src", "docker", "--dest", "docker", "--src-tls-verify=false", "--dest-tls-verify=false"]
+    again = [*flags, "--journal", str(tmp_path / "j.db"), project_source.ref(img.ref), f"{dst.host}/plat"]
+    dry = ferry(*common, "--dry-run", *again, home=tmp_path / "home")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout == f"in place  {project_source.ref(img.ref)} -> {dst.ref(f'plat/{img.ref}')}\n"
+    rerun = ferry(*common, "--report", str(report), *again, home=tmp_path / "home")
+    assert rerun.returncode == 0, rerun.stderr
+    assert [j["status"] for j in report_jobs(report)] == ["skipped"]
+    assert writes(dst, mark) == []
+
 
 def _collision_by_images_file(src: Seeded, dst: Registry, tmp_path: Path) -> list[str]:
     rules = tmp_path / "images.json"

@@ -301,7 +301,10 @@ def _shared_source(key: str, factory: pytest.TempPathFactory, build: Callable[[P
             reg = start_registry(workdir / "registry")
             try:
                 seed(workload, reg.host, workdir)
-            except (subprocess.CalledProcessError, OSError):
+                # the source holds exactly the layout's bytes: comparing a destination with the
+                # layout is comparing it with the source
+                assert_mirrored(workload, workload.images, reg)
+            except (subprocess.CalledProcessError, OSError, AssertionError):
                 reg.stop()
                 raise
             seeded = Seeded(reg, workload)
