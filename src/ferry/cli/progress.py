@@ -5,16 +5,20 @@ from __future__ import annotations
 import sys
 import time
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
 
 from ferry.engine import NoRunEvents
 from ferry.journal import JobRecord
@@ -59,21 +63,17 @@ class RichEvents(QuietEvents):
     """Overall bytes with rate and ETA, images done of total, failures so far, transfers in flight."""
 
     def __init__(self, total: int, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        label = TextColumn("{task.description}", table_column=Column(width=28))
+        self.progress = Progress(label, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                                 console=console)
+        self.images = Progress(label, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+        self.live = Live(Group(self.progress, self.images), console=console, refresh_per_second=8)
         self.total = total
         self.done = self.failed = self.inflight = 0
         self._seen: set[str] = set()  # retry rounds finish a job again: count images, not attempts
         self._failed: set[str] = set()
         self.bytes_task: TaskID = self.progress.add_task("bytes", total=0)
-        self.images_task: TaskID = self.progress.add_task(self._images_text(), total=total)
+        self.images_task: TaskID = self.images.add_task(self._images_text(), total=total)
 
     def _images_text(self) -> str:
         failed = f", [red]{self.failed} failed[/red]" if self.failed else ""
@@ -106,16 +106,16 @@ class RichEvents(QuietEvents):
             self._failed.discard(job.key)
         else:
             self._failed.add(job.key)
-            self.progress.console.print(f"[red]failed[/red] {job.source}: {record.error}", highlight=False)
+            self.live.console.print(f"[red]failed[/red] {job.source}: {record.error}", highlight=False)
         self.failed = len(self._failed)
-        self.progress.update(self.images_task, completed=self.done, description=self._images_text())
+        self.images.update(self.images_task, completed=self.done, description=self._images_text())
 
     def __enter__(self) -> RichEvents:
-        self.progress.start()
+        self.live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.live.stop()
 
 
 def stderr_console() -> Console:
