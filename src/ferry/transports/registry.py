@@ -244,7 +244,12 @@ class RegistryClient:
             if location is None:
                 location, offset = await self.start_upload(repo), 0
             try:
-                location = await self._send_chunks(repo, desc, open_stream, location, offset)
+                source = _Slicer(open_stream(offset), f"{self.registry}: source of {desc.digest}")
+                while offset < desc.size:
+                    # keep the newest Location: its _state must match what the registry holds, or a status
+                    # request after a failure finds the session invalid (and distribution cancels it)
+                    location = await self._send_chunk(repo, desc, source, location, offset)
+                    offset = min(offset + UPLOAD_CHUNK, desc.size)
                 resp = await self.http.request("PUT", _with_digest(location, desc.digest), scopes=push_scope(repo),
                                                ok=(201, 204), what=what, retries=False)
                 resp.release()
@@ -260,21 +265,16 @@ class RegistryClient:
                 else:
                     log.info("%s: resuming at byte %d of %d", what, offset, desc.size)
 
-    async def _send_chunks(self, repo: str, desc: Descriptor, open_stream: OpenStream, location: str,
-                           offset: int) -> str:
-        """PATCH the blob from ``offset`` in ``UPLOAD_CHUNK`` pieces; returns the newest Location."""
-        source = _Slicer(open_stream(offset), f"{self.registry}: source of {desc.digest}")
-        while offset < desc.size:
-            end = min(offset + UPLOAD_CHUNK, desc.size)
-            headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end - 1}",
-                       "Content-Length": str(end - offset)}
-            resp = await self.http.request("PATCH", location, scopes=push_scope(repo), headers=headers,
-                                           body=self._counted(source.take(end - offset)), ok=(202,),
-                                           what=f"blob chunk {repo}@{desc.digest}", retries=False)
-            resp.release()
-            location = self._location(resp, repo)
-            offset = end
-        return location
+    async def _send_chunk(self, repo: str, desc: Descriptor, source: _Slicer, location: str, offset: int) -> str:
+        """PATCH the ``UPLOAD_CHUNK`` piece of the blob at ``offset``; returns the newest Location."""
+        end = min(offset + UPLOAD_CHUNK, desc.size)
+        headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{offset}-{end - 1}",
+                   "Content-Length": str(end - offset)}
+        resp = await self.http.request("PATCH", location, scopes=push_scope(repo), headers=headers,
+                                       body=self._counted(source.take(end - offset)), ok=(202,),
+                                       what=f"blob chunk {repo}@{desc.digest}", retries=False)
+        resp.release()
+        return self._location(resp, repo)
 
     async def upload_offset(self, repo: str, location: str) -> int | None:
         """Bytes the registry holds for an upload session (its ``Range``), or None when the session is gone."""
