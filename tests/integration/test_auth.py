@@ -1,16 +1,20 @@
 """Authentication against real registries: anonymous, Basic (htpasswd) and Bearer tokens from a
 token server; refused pushes and wrong passwords; token expiry and renewal; where credentials come
 from (flags, --authfile, the standard files, credential helpers); and that a password never goes
-to a token realm on another host over plain HTTP.
+to a token realm on another host over plain HTTP, nor follows a redirect to another host (the one
+test here that uses two small stand-in servers: distribution's filesystem storage never redirects).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -352,3 +356,65 @@ def test_no_credentials_to_plain_http_realm_on_another_host(tmp_path: Path, toke
         assert token_server.requests, "the realm was never asked"
         assert all(not t.basic_auth and t.username is None for t in token_server.requests), token_server.requests
         assert 1 <= len(token_server.requests) <= 2
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers 200 and records the Authorization header of every request (class attribute ``seen``)."""
+
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization"))
+        body = b'{"name": "team/app", "tags": ["v1"]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+async def test_redirect_to_another_host_drops_credentials() -> None:
+    """A registry (Basic auth) redirecting a request to another host: the credentials stay with the
+    registry, the other host gets the request without them."""
+    target = type("Target", (_Recorder,), {"seen": []})
+    other = _serve(target)
+    basic = "Basic " + base64.b64encode(b"alice:secret").decode()
+
+    class Registry(BaseHTTPRequestHandler):
+        seen: ClassVar[list[str | None]] = []
+
+        def do_GET(self) -> None:
+            type(self).seen.append(self.headers.get("Authorization"))
+            if self.headers.get("Authorization") != basic:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                self.send_header("Content-Length", "0")
+            else:
+                self.send_response(307)
+                self.send_header("Location", f"http://localhost:{other.server_address[1]}{self.path}")
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    registry = _serve(Registry)
+    host = f"127.0.0.1:{registry.server_address[1]}"
+    conns = Connections(AccessMap(default=Access(credential=Credential(*ALICE), tls_verify=False)))
+    try:
+        assert await conns.client(host).list_tags("team/app") == ["v1"]
+    finally:
+        await conns.close()
+        registry.shutdown()
+        other.shutdown()
+    assert Registry.seen == [None, basic]  # challenged, then answered with the credentials
+    assert target.seen == [None]  # the redirect target never saw them
