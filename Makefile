@@ -27,7 +27,7 @@ demo: setup
 	$(PY) -m demo
 
 test: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench demo
 	$(PY) -m pytest -q
 
 bench: setup
