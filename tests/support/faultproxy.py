@@ -142,8 +142,9 @@ class Rule:
     the path without its query).
 
     Which matching requests: ``nth`` (1-based occurrence or occurrences), else ``every`` Nth, else all;
-    at most ``times`` applications. ``after=(method, regex)``: the rule counts and applies only once a
-    request matching that has been answered with a status below 400 (e.g. a manifest PUT).
+    at most ``times`` applications. ``after=(method, regex)`` or ``(method, regex, count)``: the rule counts
+    and applies only once ``count`` (default 1) requests matching that have been answered with a status
+    below 400 (e.g. every tag's manifest PUT).
     """
 
     fault: Fault
@@ -152,7 +153,7 @@ class Rule:
     nth: int | Iterable[int] | None = None
     every: int | None = None
     times: int | None = None
-    after: tuple[str | None, str] | None = None
+    after: tuple[str | None, str] | tuple[str | None, str, int] | None = None
     seen: int = 0
     applied: int = 0
     fired: threading.Event = field(default_factory=threading.Event)
@@ -162,6 +163,7 @@ class Rule:
         self._path = re.compile(self.path)
         self._nth = {self.nth} if isinstance(self.nth, int) else (set(self.nth) if self.nth is not None else None)
         self._after = (self.after[0], re.compile(self.after[1])) if self.after else None
+        self._after_left = self.after[2] if self.after and len(self.after) > 2 else 1  # type: ignore[misc]
         self.armed = self._after is None
 
     def matches(self, method: str, path: str) -> bool:
@@ -182,7 +184,8 @@ class Rule:
         if not self.armed and self._after is not None and status < 400:
             m, rx = self._after
             if (m is None or m == method) and rx.search(path):
-                self.armed = True
+                self._after_left -= 1
+                self.armed = self._after_left <= 0
 
 
 @dataclass
@@ -203,6 +206,10 @@ class ProxyRecord:
 
 
 _CUT = object()
+
+
+class _Stopped(Exception):
+    """The proxy stopped while a request was stalled: it is dropped, never forwarded late."""
 
 
 class _Cut(Exception):
@@ -316,6 +323,7 @@ class FaultProxy:
         self._server = ServerThread(app)
         self._session: aiohttp.ClientSession | None = None
         self._release: asyncio.Event | None = None
+        self._stopping = False
 
     # -- lifecycle and scripting ----------------------------------------------------------------
     def start(self) -> FaultProxy:
@@ -337,6 +345,9 @@ class FaultProxy:
             self._release.set()
 
     def stop(self) -> None:
+        """Stop; requests still stalled are reset, not forwarded."""
+        self._stopping = True
+
         async def close() -> None:
             if self._release is not None:
                 self._release.set()
@@ -374,6 +385,22 @@ class FaultProxy:
         """Forget the rules (the records stay)."""
         with self._lock:
             self.rules.clear()
+
+    def abandon(self) -> None:
+        """Forget the rules and drop every request still stalled (reset, never forwarded late): after its
+        client was killed, say. The proxy goes on serving."""
+        self.clear()
+
+        async def go() -> None:
+            assert self._release is not None
+            self._stopping = True
+            self._release.set()
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            self._release.clear()
+            self._stopping = False
+
+        self._server.call(go())
 
     def release(self) -> None:
         """Let every stalled request go on."""
@@ -425,9 +452,12 @@ class FaultProxy:
                 rule.arm_on(method, path, status)
 
     async def _stall(self, seconds: float) -> None:
+        """Hold on; raises :class:`_Stopped` when the proxy stops meanwhile (nothing is forwarded then)."""
         assert self._release is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._release.wait(), seconds)
+        if self._stopping:
+            raise _Stopped
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         rec = ProxyRecord(request.method, request.path, request.query_string, started=time.monotonic(),
@@ -444,6 +474,9 @@ class FaultProxy:
             if rec.status:
                 self._answered(request.method, request.path, rec.status)
             return resp
+        except _Stopped:
+            reset_connection(request)
+            return web.Response(status=499)
         finally:
             rec.seconds = time.monotonic() - rec.started
 
@@ -469,7 +502,7 @@ class FaultProxy:
         try:
             upstream = await self._session.request(request.method, url, headers=headers, data=body,
                                                    allow_redirects=False)
-        except (aiohttp.ClientError, OSError, _Cut):
+        except (aiohttp.ClientError, OSError, _Cut, _Stopped):
             await asyncio.sleep(0.1)
             reset_connection(request)
             return web.Response(status=499)
@@ -487,16 +520,20 @@ class FaultProxy:
             limit = fault.after
         if self.store_and_forward:
             buf = bytearray()
-            async for chunk in self._client_chunks(request, rec, limit):
-                buf += chunk
-            if limit is not None and rec.bytes_in >= limit:
-                if isinstance(fault, Stall):
+            try:
+                async for chunk in self._client_chunks(request, rec, limit):
+                    buf += chunk
+                if limit is not None and rec.bytes_in >= limit:
+                    if not isinstance(fault, Stall):
+                        reset_connection(request)
+                        return _CUT
                     await self._stall(fault.seconds)
                     async for chunk in self._client_chunks(request, rec, None):
                         buf += chunk
-                else:
-                    reset_connection(request)
-                    return _CUT
+            except (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError):
+                return _CUT
+            if request.content_length is not None and len(buf) < request.content_length:
+                return _CUT  # the client gave up midway: like nginx, forward nothing of it
             rec.bytes_up = len(buf)
             return bytes(buf)
         return self._pass_through(request, rec, fault, limit)
