@@ -100,7 +100,7 @@ def sha(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-class Registry:
+class RegistryReader:
     """Reads a Harbor test server's registry directly (not through ferry, not logged by the server)."""
 
     def __init__(self, server: HarborServer) -> None:
@@ -135,7 +135,12 @@ def harbor_get(server: HarborServer, path: str) -> Any:
 
 def projects_of(server: HarborServer) -> dict[str, dict[str, Any]]:
     """Every project on the server: name → {"public", "storage_limit"} (read through the Python API)."""
-    names = [p["name"] for page in range(1, 10) for p in harbor_get(server, f"/projects?page={page}&page_size=100")]
+    names: list[str] = []
+    for page in range(1, 100):
+        batch = harbor_get(server, f"/projects?page={page}&page_size=100")
+        names += [p["name"] for p in batch]
+        if len(batch) < 100:
+            break
     out = {}
     for name in names:
         p = server.project(name)
@@ -158,7 +163,7 @@ def expected_tags(seeded: Seeded, repo: str, tags: tuple[str, ...] = (), exclude
     return set(chosen)
 
 
-def assert_repositories_mirrored(seeded: Seeded, dst: Registry, repos: dict[str, str],
+def assert_repositories_mirrored(seeded: Seeded, dst: RegistryReader, repos: dict[str, str],
                                  tags: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
     """Each source repository (key) at its destination name (value): exactly the selected tags,
     each with the source digest."""
@@ -182,7 +187,7 @@ def test_whole_harbor_migrates_then_reruns_idle_and_verify_catches_changes(
     source: Seeded, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
 ) -> None:
     src, dst = source.server, harbor_factory()
-    dst_reg, src_reg = Registry(dst), Registry(src)
+    dst_reg, src_reg = RegistryReader(dst), RegistryReader(src)
     first_report = tmp_path / "first.json"
 
     first = run(cli, src, dst, tmp_path, "--include-untagged", "--report", str(first_report), "--quiet")
@@ -307,7 +312,7 @@ def test_a_wrong_password_on_either_side_is_refused_before_anything_is_written(
         assert password not in result.stderr + result.out
     assert writes(dst) == []
     assert set(projects_of(dst)) == {"library"}
-    assert Registry(dst).catalog() == set()
+    assert RegistryReader(dst).catalog() == set()
 
 
 def test_a_user_who_may_not_create_projects_is_stopped_before_any_copy(
@@ -415,22 +420,22 @@ def test_filters_select_exactly_what_they_say(
     for (name, case), result in zip(cases.items(), results, strict=True):
         dst = dests[name]
         assert result.returncode == 0, f"{name}: {result}"
-        reg = Registry(dst)
+        reg = RegistryReader(dst)
         assert reg.catalog() == set(case["repos"].values()), name
         assert_repositories_mirrored(source, reg, case["repos"], case.get("tags", ()), case.get("exclude", ()))
         assert set(projects_of(dst)) == {"library"} | case["projects"], name
 
     # the exact tag set of the tag filter, spelled out
-    assert Registry(dests["tag"]).tags("beta/many-tags") == {f"t00{i}" for i in range(10) if i != 5} | {"stable"}
+    assert RegistryReader(dests["tag"]).tags("beta/many-tags") == {f"t00{i}" for i in range(10) if i != 5} | {"stable"}
     # untagged artifacts only with --include-untagged
     untagged = next(iter(source.untagged["alpha/app"]))
-    assert Registry(dests["project"]).digest("alpha/app", untagged) is None
+    assert RegistryReader(dests["project"]).digest("alpha/app", untagged) is None
     # the renamed project: created with the source project's visibility and quota; no "alpha"
     mapped = projects_of(dests["map"])
     assert mapped["alpha-copy"] == source.projects["alpha"]
     assert "alpha" not in mapped
     signature_tag = cosign_tag(source.tags["alpha/app"]["1.0"])
-    assert signature_tag in Registry(dests["map"]).tags("alpha-copy/app")
+    assert signature_tag in RegistryReader(dests["map"]).tags("alpha-copy/app")
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(
@@ -444,7 +449,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert dry.returncode == 0, dry
     assert writes(dst) == []
     assert set(projects_of(dst)) == {"library"}
-    assert Registry(dst).catalog() == set()
+    assert RegistryReader(dst).catalog() == set()
     rows = plan_rows(dry)
     assert set(rows) == set(source.server_projects())
     assert rows["alpha"] == ("alpha", "would create")
@@ -489,7 +494,7 @@ def test_a_plain_registry_source_is_inventoried_through_the_catalog(
                          "--journal", str(tmp_path / "journal.db"), env={"FERRY_DEST_PASSWORD": dst.admin_creds[1]})
         assert result.returncode == 0, result
         requests = plain.requests()
-    reg = Registry(dst)
+    reg = RegistryReader(dst)
     assert reg.catalog() == {"proj/app", "proj/team/app", "tools/multi"}
     for ref, digest in digests.items():
         repo, _, tag = ref.rpartition(":")
