@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -223,10 +224,12 @@ class _Cut(Exception):
 class ServerThread:
     """Runs an aiohttp application on ``host:port`` (port 0: a free one) in a thread of its own."""
 
-    def __init__(self, app: web.Application, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, app: web.Application, host: str = LOOPBACK, port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.host_ip = host
         self._port = port
+        self._ssl = ssl_context
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"aiohttp-{host}", daemon=True)
         self._runner: web.AppRunner | None = None
@@ -239,7 +242,7 @@ class ServerThread:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.app, shutdown_timeout=0.5, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host_ip, self._port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host_ip, self._port, reuse_address=True, ssl_context=self._ssl)
         await site.start()
         server = site._server
         assert server is not None
@@ -255,7 +258,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self._ssl else 'http'}://{self.host}"
 
     def call(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the server's loop from another thread and wait for its result."""
