@@ -94,6 +94,11 @@ def parse_docker_ref(text: str, *, default_tag: bool = True) -> RegistryRef:
             hint="write docker://host:port/repo:tag",
         )
     digest = None
+    at, slash = text.find("@"), text.find("/")
+    if at >= 0 and (slash < 0 or at < slash) and not text[at + 1:].startswith(("sha256:", "sha512:")):
+        # user:password@host/…: never echo it back (the message would print the password)
+        raise UsageError("credentials do not belong in an image reference (user:password@host)",
+                         hint="use --creds/--src-creds/--dest-creds, an auth file or ferry login")
     if "@" in text:
         text, digest = text.split("@", 1)
         if not is_digest(digest):

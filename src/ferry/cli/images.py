@@ -252,6 +252,8 @@ def manifest_digest_cmd(path: Path = typer.Argument(..., metavar="MANIFEST-FILE"
 def _host(value: str) -> str:
     """``docker://host``, ``https://host/`` or ``host`` → ``host``."""
     host = value.removeprefix("docker://").removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    if "@" in host:  # user:password@host: never echoed back
+        raise UsageError("REGISTRY must not contain credentials", hint="use --username and --password-stdin")
     if not host:
         raise UsageError(f"invalid registry {value!r}", hint="expected a host name such as registry.example:5000")
     return host
