@@ -38,7 +38,8 @@ class Endpoint:
         text = url if "://" in url else f"https://{url}"
         parts = urlsplit(text)
         if "@" in parts.netloc:  # checked first: the other messages quote the URL, password and all
-            raise UsageError(f"{side} URL must not contain credentials", hint=f"use --{side[:3]}-creds or a file")
+            flag = "--src-creds" if side == "source" else "--dest-creds"
+            raise UsageError(f"{side} URL must not contain credentials", hint=f"use {flag} or a file")
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
             raise UsageError(f"invalid {side} URL {url!r}", hint="expected https://host[:port] or http://host[:port]")
         return cls(parts.netloc, parts.scheme == "http")
