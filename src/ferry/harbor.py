@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ferry.errors import AuthError, FerryError, NotFoundError, ProtocolError
+from ferry.errors import AuthError, NotFoundError, ProtocolError
 from ferry.http import RegistryHTTP
 
 API = "/api/v2.0"
@@ -144,18 +144,20 @@ class HarborAPI:
         return Project(name=name, project_id=int(p.get("project_id") or 0),
                        public=meta.get("public", "false").lower() == "true", metadata=meta)
 
-    async def storage_limit(self, project: Project) -> int | None:
-        """The project's storage quota in bytes (-1 unlimited), when the caller may read quotas."""
+    async def storage_limits(self) -> dict[str, int]:
+        """Every project's storage quota in bytes (-1 unlimited) by project name, in one paged listing;
+        empty when the caller may not read quotas (Harbor lets only administrators)."""
+        limits: dict[str, int] = {}
         try:
-            data = await self._get("/quotas", params={"reference": "project", "reference_id": str(project.project_id)},
-                                   allow=(401, 403, 404))
-        except FerryError:
-            return None
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            hard = data[0].get("hard") or {}
-            storage = hard.get("storage") if isinstance(hard, dict) else None
-            return int(storage) if isinstance(storage, int) else None
-        return None
+            async for q in self._list("/quotas", {"reference": "project"}):
+                ref = q.get("ref") if isinstance(q.get("ref"), dict) else {}
+                hard = q.get("hard") if isinstance(q.get("hard"), dict) else {}
+                storage = hard.get("storage")
+                if isinstance(ref.get("name"), str) and isinstance(storage, int) and not isinstance(storage, bool):
+                    limits[ref["name"]] = storage
+        except (AuthError, NotFoundError):
+            return {}
+        return limits
 
     async def repositories(self, project: str) -> list[str]:
         names = []

@@ -19,7 +19,7 @@ from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
 from ferry.harbor import HarborAPI, Project, User
 from ferry.journal import Journal
-from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
+from ferry.plan.inventory import MigrationPlan, Selection, bounded_map, catalog_inventory, harbor_inventory
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.verify import Mismatch, verify
 
@@ -119,6 +119,9 @@ class MigrationOutcome:
                 for p in self.projects
             ],
             "summary": summary_dict(self.run) if self.run else None,
+            **({"dry_run": {"in_place": self.in_place, "to_copy": [
+                {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
+            ]}} if self.in_place is not None else {}),
             "jobs": [r.to_json() for r in self.run.records] if self.run else [],
             "verification": {
                 "checked": len(self.plan.expected),
@@ -177,7 +180,8 @@ class Migration:
         if src_harbor:
             plan = await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
         else:
-            plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel)
+            plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel,
+                                           top_level_project="library" if dst_harbor else None)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
                                    inventory_requests=self.src_api.http.stats.requests - before)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
@@ -186,24 +190,27 @@ class Migration:
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
         sel = self.options.selection
-        out: list[ProjectOutcome] = []
-        for p in projects:
-            limit = await self.src_api.storage_limit(p) if src_harbor and dst_harbor else None
-            dest_name = sel.project_map.get(p.name, p.name)
-            po = ProjectOutcome(p.name, dest_name, p.public, limit, "plain registry")
-            if dst_harbor:
-                existing = await self.dst_api.project(dest_name)
-                if existing is None:
-                    po.action = "create"
-                else:
-                    po.action = "exists"
-                    if existing.public != p.public:
-                        po.differences.append(f"public: source {p.public}, destination {existing.public}")
-                    if limit is not None:
-                        dest_limit = await self.dst_api.storage_limit(existing)
-                        if dest_limit is not None and dest_limit != limit:
-                            po.differences.append(f"storage_limit: source {limit}, destination {dest_limit}")
-            out.append(po)
+        src_limits = await self.src_api.storage_limits() if src_harbor and dst_harbor else {}
+        dst_limits = await self.dst_api.storage_limits() if dst_harbor else {}
+
+        async def plan(p: Project) -> ProjectOutcome:
+            limit = src_limits.get(p.name)
+            po = ProjectOutcome(p.name, sel.project_map.get(p.name, p.name), p.public, limit, "plain registry")
+            if not dst_harbor:
+                return po
+            existing = await self.dst_api.project(po.destination)
+            if existing is None:
+                po.action = "create"
+                return po
+            po.action = "exists"
+            if existing.public != p.public:
+                po.differences.append(f"public: source {p.public}, destination {existing.public}")
+            dest_limit = dst_limits.get(existing.name)
+            if limit is not None and dest_limit is not None and dest_limit != limit:
+                po.differences.append(f"storage_limit: source {limit}, destination {dest_limit}")
+            return po
+
+        out = await bounded_map(plan, projects)
         missing = [po.destination for po in out if po.action == "create"]
         if missing and dst_harbor and not (user and user.sysadmin):
             info = await self.dst_api.systeminfo()

@@ -487,15 +487,28 @@ def test_a_plain_registry_source_is_inventoried_through_the_catalog(
     signature = images.referrer(lay, digests["proj/app:1"], "app-1-sig", seed=5)
     digests[f"proj/app:{cosign_tag(digests['proj/app:1'])}"] = signature
     refs = dict(zip(digests, ["app-1", "app-2", "team-app", "multi", "app-1-sig"], strict=True))
+    top_level = images.oci_image(lay, "alpine", seed=6)  # no project part: Harbor has no such repository
+    env = {"FERRY_DEST_PASSWORD": dst.admin_creds[1]}
     with start_registry(tmp_path / "plain") as plain:
         for dest, ref in refs.items():
             push_layout(lay.path, ref, f"docker://{plain.ref(dest)}")
+        push_layout(lay.path, "alpine", f"docker://{plain.ref('alpine:3')}")
+        plan_file = tmp_path / "plan.json"
+        dry = cli.run("migrate", plain.url, dst.url, "--dest-creds", "admin", "--dry-run", "--report", str(plan_file),
+                      env=env)
+        assert dry.returncode == 0, dry
+        assert not writes(dst)
+        planned = json.loads(plan_file.read_text())["dry_run"]
+        assert planned["in_place"] == 0
+        assert {e["destination"] for e in planned["to_copy"]} >= {f"{dst.host}/library/alpine:3",
+                                                                    f"{dst.host}/proj/app:1"}
         result = cli.run("migrate", plain.url, dst.url, "--dest-creds", "admin", "--quiet",
-                         "--journal", str(tmp_path / "journal.db"), env={"FERRY_DEST_PASSWORD": dst.admin_creds[1]})
+                         "--journal", str(tmp_path / "journal.db"), env=env)
         assert result.returncode == 0, result
         requests = plain.requests()
     reg = RegistryReader(dst)
-    assert reg.catalog() == {"proj/app", "proj/team/app", "tools/multi"}
+    assert reg.catalog() == {"proj/app", "proj/team/app", "tools/multi", "library/alpine"}
+    assert reg.digest("library/alpine", "3") == top_level
     for ref, digest in digests.items():
         repo, _, tag = ref.rpartition(":")
         assert reg.digest(repo, tag) == digest, ref
@@ -504,7 +517,7 @@ def test_a_plain_registry_source_is_inventoried_through_the_catalog(
     assert created["proj"] == created["tools"] == {"public": False, "storage_limit": -1}
     assert any(r.path == "/v2/_catalog" for r in requests)
     assert {r.path for r in requests if r.path.endswith("/tags/list")} == {
-        "/v2/proj/app/tags/list", "/v2/proj/team/app/tags/list", "/v2/tools/multi/tags/list"}
+        "/v2/proj/app/tags/list", "/v2/proj/team/app/tags/list", "/v2/tools/multi/tags/list", "/v2/alpine/tags/list"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +550,7 @@ def test_inventory_reads_each_page_once(
       + ceil(P / 100)                      project list pages (P = 105 projects)
       + Σ_projects max(1, ceil(R_p / 100)) repository list pages (gamma: 105 → 2)
       + Σ_repos max(1, ceil(A_r / 100))    artifact list pages (beta/many-tags: 111 → 2)
-      + P                                  GET /quotas?reference_id=… (one per project)
+      + ceil(P / 100)                      quota list pages (GET /quotas?reference=project)
       + for each repository holding accessories (K = 1 here), the registry's tag list, to find the
         tags Harbor's API hides (``sha256-….sig``): 1 token + 1 tags/list + 1 HEAD per ``sha256-``
         tag (1 here), plus 1 for the registry's first 401 challenge
@@ -569,9 +582,9 @@ def test_inventory_reads_each_page_once(
         "not the API: GET /v2/alpha/app/tags/list": 2,  # the first one meets the 401 challenge
         f"not the API: HEAD /v2/alpha/app/manifests/{sig_tags[0]}": 1,
     }
-    assert quotas == projects and systeminfo <= 1
+    assert quotas == pages(projects) and systeminfo <= 1
     registry_side = 1 + 1 + len(sig_tags) + 1
-    limit = 1 + need["projects"] + need["repositories"] + need["artifacts"] + projects + registry_side + 1
+    limit = 1 + need["projects"] + need["repositories"] + need["artifacts"] + pages(projects) + registry_side + 1
     assert len(src.request_log) <= limit
     print(f"inventory: {len(src.request_log)} requests to the source (limit {limit}); pages {need}, "
           f"quotas {quotas}, registry {registry_side}")

@@ -110,6 +110,8 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
+            if report:
+                write_report(report, outcome.to_json())
             return
         if options.verify_only:
             await migration.verify(outcome)

@@ -159,17 +159,29 @@ async def harbor_inventory(api: HarborAPI, client: RegistryClient, dst_reg: str,
     return plan
 
 
-async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection) -> MigrationPlan:
-    """A plain registry: ``/v2/_catalog`` and ``tags/list``; the first path component stands for the project."""
-    repos = [r for r in await client.catalog() if sel.project_selected(r.partition("/")[0]) and sel.repo_selected(r)]
-    names = sorted({r.partition("/")[0] for r in repos})
+async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection, *,
+                            top_level_project: str | None = None) -> MigrationPlan:
+    """A plain registry: ``/v2/_catalog`` and ``tags/list``; the first path component stands for the project.
+
+    A repository with no project part (``alpine``) cannot exist in Harbor: with ``top_level_project``
+    (``library`` for a Harbor destination, as Docker Hub names its official images) it goes there.
+    """
+
+    def project_of(repo: str) -> str:
+        return repo.partition("/")[0] if "/" in repo or not top_level_project else top_level_project
+
+    def placed(repo: str) -> str:
+        return repo if "/" in repo or not top_level_project else f"{top_level_project}/{repo}"
+
+    repos = [r for r in await client.catalog() if sel.project_selected(project_of(r)) and sel.repo_selected(placed(r))]
+    names = sorted({project_of(r) for r in repos})
     plan = MigrationPlan(projects=[Project(name=n, project_id=0, public=False) for n in names])
     tag_lists = await bounded_map(client.list_tags, repos)
     for repo, tags in zip(repos, tag_lists, strict=True):
-        project = repo.partition("/")[0]
+        project = project_of(repo)
         plan.repositories.setdefault(project, []).append(repo)
         src_base = RegistryRef(client.registry, repo)
-        dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
+        dst_base = RegistryRef(dst_reg, sel.dest_repository(placed(repo)))
         for tag in sorted(tags):
             if sel.tag_selected(tag):
                 # cosign's tag-style signatures travel as ordinary tags from a plain registry
