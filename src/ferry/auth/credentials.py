@@ -61,6 +61,8 @@ def read_auth_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as e:
         raise ConfigError(f"{path}: cannot read auth file: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text, not an auth file", hint="fix or remove the file") from None
     if not text.strip():
         return {}
     try:
