@@ -238,13 +238,17 @@ def filter_platforms(index: Manifest, platforms: PlatformFilter) -> Manifest:
     return parse_manifest(raw, index.media_type)
 
 
-def select_platform(index: Manifest, spec: str) -> Descriptor:
-    """The child of ``index`` for ``os/arch[/variant]`` (skopeo's --override-os/--override-arch)."""
+def parse_platform(spec: str) -> tuple[str, str, str | None]:
+    """``os/arch[/variant]``; a usage error otherwise (checked before anything is read)."""
     parts = spec.split("/")
     if len(parts) not in (2, 3) or not all(parts):
         raise UsageError(f"invalid platform {spec!r}", hint="expected os/arch or os/arch/variant, e.g. linux/arm64")
-    os_, arch = parts[0], parts[1]
-    variant = parts[2] if len(parts) == 3 else None
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def select_platform(index: Manifest, spec: str) -> Descriptor:
+    """The child of ``index`` for ``os/arch[/variant]`` (skopeo's --override-os/--override-arch)."""
+    os_, arch, variant = parse_platform(spec)
     for child in index.children:
         if platform_matches(child, os_, arch, variant):
             return child

@@ -14,7 +14,7 @@ from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, access_map, parse_bool, warn_argv_password
 from ferry.connect import Connections
-from ferry.copy import ImageCopier, select_platform
+from ferry.copy import ImageCopier, parse_platform, select_platform
 from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest, schema1_config
 from ferry.plan.model import Access, AccessMap, Credential
@@ -52,6 +52,8 @@ def copy(
 ) -> None:
     """Copy an image (all platforms, digests preserved) between registries and local layouts."""
     src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
+    if platform is not None:
+        parse_platform(platform)
     src_side = Side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-", "FERRY_SRC_PASSWORD")
     dst_side = Side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-",
                     "FERRY_DEST_PASSWORD")
@@ -139,6 +141,7 @@ def inspect(
 ) -> None:
     """Show an image's manifest, configuration or a skopeo-style summary."""
     ref = parse_image_ref(image)
+    parse_platform(platform)
 
     async def go() -> None:
         if isinstance(ref, RegistryRef):
