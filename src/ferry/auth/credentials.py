@@ -69,6 +69,8 @@ def read_auth_file(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except ValueError as e:
         raise ConfigError(f"{path}: not valid JSON ({e})", hint="fix or remove the file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply", hint="fix or remove the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a JSON object")
     return data
