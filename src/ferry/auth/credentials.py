@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ def _decode_auth(entry: Any, key: str, path: Path) -> Credential | None:
 
 def _from_helper(helper: str, server: str) -> Credential | None:
     """Ask ``docker-credential-<helper> get``; the server name goes on stdin, the secret comes back on stdout."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", helper):
+        raise ConfigError(f"invalid credential helper name {helper!r} for {server}",
+                          hint="a helper is named like 'pass' or 'ecr-login' (docker-credential-NAME)")
     try:
         out = subprocess.run([f"docker-credential-{helper}", "get"], input=server.encode(),
                              capture_output=True, timeout=30, check=False)
