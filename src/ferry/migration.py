@@ -35,11 +35,14 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str, side: str) -> Endpoint:
-        text = url if "://" in url else f"https://{url}"
-        parts = urlsplit(text)
-        if "@" in parts.netloc:  # checked first: the other messages quote the URL, password and all
+        if "@" in url:  # checked first: the other messages quote the URL, password and all
             flag = "--src-creds" if side == "source" else "--dest-creds"
             raise UsageError(f"{side} URL must not contain credentials", hint=f"use {flag} or a file")
+        text = url if "://" in url else f"https://{url}"
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # "[", "http://[::1" …
+            parts = urlsplit("invalid:")
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
             raise UsageError(f"invalid {side} URL {url!r}", hint="expected https://host[:port] or http://host[:port]")
         return cls(parts.netloc, parts.scheme == "http")

@@ -88,19 +88,19 @@ def parse_docker_ref(text: str, *, default_tag: bool = True) -> RegistryRef:
     original = text
     if not text:
         raise UsageError("empty image reference", hint="expected host/repository[:tag]")
+    name, at, tail = text.rpartition("@")
+    if at and ("@" in name or not tail.startswith(("sha256:", "sha512:"))):
+        # user:password@host/…, or an @ that does not introduce a digest: never echo it (it may hold a password)
+        raise UsageError("invalid image reference: '@' only introduces a digest; credentials do not belong in a "
+                         "reference", hint="use --creds/--src-creds/--dest-creds, an auth file or ferry login")
     if "://" in text:
         raise UsageError(
             f"invalid reference {original!r}: a scheme like http:// does not belong in an image reference",
             hint="write docker://host:port/repo:tag",
         )
     digest = None
-    at, slash = text.find("@"), text.find("/")
-    if at >= 0 and (slash < 0 or at < slash) and not text[at + 1:].startswith(("sha256:", "sha512:")):
-        # user:password@host/…: never echo it back (the message would print the password)
-        raise UsageError("credentials do not belong in an image reference (user:password@host)",
-                         hint="use --creds/--src-creds/--dest-creds, an auth file or ferry login")
-    if "@" in text:
-        text, digest = text.split("@", 1)
+    if at:
+        text, digest = name, tail
         if not is_digest(digest):
             raise UsageError(f"invalid digest in {original!r}", hint="expected sha256: and 64 hex characters")
     registry = DEFAULT_REGISTRY
