@@ -1,0 +1,825 @@
+"""The benchmark cases: ferry against skopeo and against the physical limit, on local registries.
+
+Every case starts its own ``docker-registry`` processes on 127.0.0.1 with fresh data
+directories, seeds its source with skopeo (:mod:`bench.workloads`), then runs the competitors
+alternately (A B C A B C …) ``reps`` times. A cold run gets a fresh, empty destination; a
+nothing-to-do run gets a destination that already holds everything (a copy of the source's
+storage, itself written by skopeo). Each run is measured from outside:
+
+- wall time of the child process(es), started and reaped here (``os.wait4``);
+- peak RSS: ``ru_maxrss`` of each child from ``wait4`` (max over the children of a loop);
+- requests: lines added to the source's and destination's access logs during the run;
+- bytes: what the source served (sizes in its access log) and what the destination read from
+  its sockets and files (``rchar`` of its ``/proc/PID/io``, an upper bound of upload bytes).
+
+Cold runs are checked afterwards: every tag must be in the destination with the source's digest,
+or the run counts as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bench  # noqa: F401  (puts the repository root on sys.path)
+from bench import workloads
+from bench.workloads import Image, Workload
+from tests.support import registry as registry_support
+from tests.support.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from tests.support.registry import Registry
+
+__all__ = ["Bench", "CaseResult", "Sample", "Target", "case_big", "case_bulk", "case_scale", "case_small"]
+
+MiB = 1 << 20
+ACCEPT = ", ".join(
+    [
+        OCI_INDEX,
+        OCI_MANIFEST,
+        DOCKER_LIST,
+        DOCKER_MANIFEST,
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/vnd.docker.distribution.manifest.v1+json",
+    ]
+)
+_POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
+
+# The least a cold copier of a one-layer image must ask (per image: source GET manifest, config,
+# layer; destination POST+PUT per blob, PUT manifest) and a nothing-to-do one (source HEAD
+# manifest, destination HEAD manifest); plus one tags/list per repository (10 tags each here).
+FLOOR_REQUESTS_COLD = 8.1
+FLOOR_REQUESTS_NOOP = 2.1
+
+# Children are started by this small launcher, not by the harness: a child's ru_maxrss counts the
+# memory of the process it was forked from (Linux carries the old mm's high-water mark across
+# exec), so forking from the ~40 MB harness would floor every reading at ~40 MB; this launcher
+# floors it at its own ~10 MB. It runs the commands one after the other and reports the wall
+# time, the largest ru_maxrss (KiB), the CPU seconds (user + system) and the exit codes.
+_SPAWN = r"""
+import json, os, sys, time
+cmds = json.load(open(sys.argv[1]))
+peak, cpu, codes = 0, 0.0, []
+start = time.perf_counter()
+for cmd in cmds:
+    pid = os.posix_spawnp(cmd[0], cmd, os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    codes.append(os.waitstatus_to_exitcode(status))
+    peak = max(peak, usage.ru_maxrss)
+    cpu += usage.ru_utime + usage.ru_stime
+wall = time.perf_counter() - start
+with open(sys.argv[2], "w") as f:
+    json.dump({"wall": wall, "peak_kib": peak, "cpu": cpu, "codes": codes}, f)
+"""
+
+# The limit for case 1, run as its own process: the destination ingests the layer from a local
+# file, POST then one PUT ?digest= whose body is sent with sendfile(2) (what `curl -T` does).
+_UPLOAD = r"""
+import http.client, os, sys, urllib.parse
+host, repo, digest, path = sys.argv[1:5]
+conn = http.client.HTTPConnection(host)
+conn.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+r = conn.getresponse(); r.read()
+if r.status != 202: sys.exit(f"POST {r.status}")
+loc = urllib.parse.urlsplit(r.getheader("Location"))
+url = f"{loc.path}?{loc.query}&digest={urllib.parse.quote(digest)}"
+size = os.path.getsize(path)
+conn.putrequest("PUT", url, skip_accept_encoding=True)
+conn.putheader("Content-Type", "application/octet-stream")
+conn.putheader("Content-Length", str(size))
+conn.endheaders()
+with open(path, "rb") as f:
+    conn.sock.sendfile(f)
+r = conn.getresponse(); r.read()
+if r.status != 201: sys.exit(f"PUT {r.status}")
+"""
+
+
+@dataclass
+class Sample:
+    """One measured run of one competitor."""
+
+    competitor: str
+    rep: int
+    wall: float
+    peak_rss_kib: int = 0
+    processes: int = 0
+    src_requests: int = 0
+    dst_requests: int = 0
+    src_bytes: int = 0  # bytes the source served (its access log)
+    dst_bytes: int = 0  # bytes the destination read from sockets and files (/proc/PID/io rchar)
+    cpu: float = 0.0  # CPU seconds (user + system) of the competitor's processes
+    registry_cpu: float = 0.0  # CPU seconds the source and destination registries spent meanwhile
+    load1: float = 0.0  # 1-minute load average when the run started (other work on the machine)
+    ok: bool = True
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """A goal from the benchmark issue and whether this run met it."""
+
+    text: str
+    value: float | None
+    limit: float
+    met: bool | None  # None: not measurable in this run
+
+
+@dataclass
+class CaseResult:
+    """All samples of one case, in run order, with what the table needs to summarise them."""
+
+    key: str
+    title: str
+    images: int
+    workload_bytes: int
+    samples: list[Sample]
+    competitors: list[str]
+    ferry: str = "ferry"
+    params: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def ok_samples(self, competitor: str) -> list[Sample]:
+        """Successful samples of ``competitor``."""
+        return [s for s in self.samples if s.competitor == competitor and s.ok]
+
+    def median(self, competitor: str) -> float | None:
+        """Median wall time of the successful runs of ``competitor``."""
+        walls = [s.wall for s in self.ok_samples(competitor)]
+        return statistics.median(walls) if walls else None
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, raw samples included."""
+        return asdict(self)
+
+
+@dataclass
+class Meter:
+    """Access-log and ``/proc/PID/io`` readings of a source and destination before a run."""
+
+    src: Registry
+    dst: Registry
+    src_mark: int = 0
+    dst_mark: int = 0
+    dst_rchar: int = 0
+    registry_cpu: float = 0.0
+    load1: float = 0.0
+
+    def start(self) -> Meter:
+        _settle(self.src, self.dst)
+        self.load1 = os.getloadavg()[0]
+        self.src_mark = self.src.access_log_path.stat().st_size
+        self.dst_mark = self.dst.access_log_path.stat().st_size
+        self.dst_rchar = _rchar(self.dst)
+        self.registry_cpu = self._registry_cpu()
+        return self
+
+    def _registry_cpu(self) -> float:
+        return _cpu(self.src) + (_cpu(self.dst) if self.dst is not self.src else 0.0)
+
+    def fill(self, sample: Sample) -> Sample:
+        _settle(self.src, self.dst)
+        src_reqs = _log_since(self.src, self.src_mark)
+        sample.src_requests = len(src_reqs)
+        sample.src_bytes = sum(size for method, size in src_reqs if method == "GET")
+        if self.dst is not self.src:
+            sample.dst_requests = len(_log_since(self.dst, self.dst_mark))
+        sample.dst_bytes = max(0, _rchar(self.dst) - self.dst_rchar)
+        sample.load1 = self.load1
+        sample.registry_cpu = self._registry_cpu() - self.registry_cpu
+        return sample
+
+
+# "GET /v2/x/manifests/1 HTTP/1.1" 200 1234 "" "ferry" — method and response size of each access-log line
+_ACCESS = re.compile(r'"([A-Z]+) \S+ [^"]*" \d{3} (\d+|-)')
+
+
+def _log_since(reg: Registry, offset: int) -> list[tuple[str, int]]:
+    """(method, response bytes) of the access-log lines written after byte ``offset``."""
+    with open(reg.access_log_path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    out = []
+    for line in text.splitlines():
+        if registry_support.READINESS_UA in line:
+            continue
+        if m := _ACCESS.search(line):
+            out.append((m[1], 0 if m[2] == "-" else int(m[2])))
+    return out
+
+
+def _rchar(reg: Registry) -> int:
+    try:
+        for line in Path(f"/proc/{reg.process.pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu(reg: Registry) -> float:
+    """CPU seconds (user + system) the registry process has used so far."""
+    try:
+        fields = Path(f"/proc/{reg.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _settle(*regs: Registry, quiet: float = 0.05, timeout: float = 2.0) -> None:
+    """Wait until the access logs stop growing (a line is written just after its response)."""
+    deadline = time.monotonic() + timeout
+    sizes = [r.access_log_path.stat().st_size for r in regs]
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = [r.access_log_path.stat().st_size for r in regs]
+        if now == sizes:
+            return
+        sizes = now
+
+
+class Bench:
+    """Shared state of one benchmark run: work directory, reps, tools, logs."""
+
+    def __init__(
+        self, workdir: Path, reps: int, *, cache: Path | None = None, log: Callable[[str], None] = print
+    ) -> None:
+        self.workdir = workdir
+        self.cache = cache
+        self.tool_versions = [_first_line(["skopeo", "--version"]), _first_line(["docker-registry", "--version"])]
+        self.reps = reps
+        self.log = log
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.policy = workdir / "policy.json"
+        self.policy.write_text(json.dumps(_POLICY))
+        self.ferry = str(Path(sys.executable).with_name("ferry"))
+        self._registries: list[Registry] = []
+        self.shared: dict[str, Any] = {}  # results one case hands to a later one
+        self._n = 0
+
+    # -- registries ---------------------------------------------------------------------------
+    def registry(
+        self, name: str, *, storage_from: Registry | None = None, storage_path: Path | None = None
+    ) -> Registry:
+        """Start a registry with a fresh data directory (a copy of ``storage_from``'s storage, or of
+        ``storage_path``, when given)."""
+        self._n += 1
+        wd = self.workdir / "registries" / f"{self._n:03d}-{name}"
+        copy_from = storage_from.root if storage_from is not None else storage_path
+        if copy_from is not None:
+            (wd / "storage").mkdir(parents=True)
+            workloads.copy_storage(copy_from, wd / "storage")
+        reg = registry_support.start_registry(wd)
+        self._registries.append(reg)
+        return reg
+
+    def workload(self, kind: str, **params: Any) -> Workload:
+        """Generate (or take from the cache) a workload, logging how long it took."""
+        start = time.monotonic()
+        wl = workloads.build(kind, self.workdir, self.cache, **params)
+        cached = " (layout from the cache)" if wl.params.get("layout_from_cache") else ""
+        self.log(
+            f"[{wl.name}] {len(wl.images)} images, {wl.blob_bytes / 1e6:.0f} MB of blobs, "
+            f"ready in {time.monotonic() - start:.1f} s{cached}"
+        )
+        return wl
+
+    def source(self, name: str, wl: Workload) -> Registry:
+        """A registry holding ``wl``, written by skopeo.
+
+        With a cache directory, the storage skopeo wrote is kept there (keyed by every image's
+        digest and the skopeo and registry versions) and later copied into the fresh data
+        directory instead of seeding again; the copy is checked image by image before use.
+        """
+        start = time.monotonic()
+        cached = None
+        if self.cache is not None:
+            ident = [self.tool_versions, sorted((i.repo, i.tag, i.digest) for i in wl.images)]
+            key = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+            cached = self.cache / f"{wl.name}-{len(wl.images)}-{key}"
+            if (cached / "storage").is_dir():
+                reg = self.registry(name, storage_path=cached / "storage")
+                problem = check_images(reg, wl.images)
+                if not problem:
+                    seconds = time.monotonic() - start
+                    wl.params["seeding"] = {"seconds": seconds, "from_cache": str(cached)}
+                    self.log(f"[{name}] {len(wl.images)} skopeo-seeded images restored from cache in {seconds:.1f} s")
+                    return reg
+                self.log(f"[{name}] cache {cached} unusable ({problem}); seeding again")
+                self.drop(reg)
+                shutil.rmtree(cached, ignore_errors=True)
+        reg = self.registry(name)
+        seconds = workloads.seed(wl, reg.host, self.workdir)
+        wl.params["seeding"] = {"seconds": seconds, "from_cache": None}
+        self.log(f"[{name}] seeded {len(wl.images)} images with skopeo in {seconds:.1f} s")
+        if cached is not None:
+            tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / "storage").mkdir(parents=True)
+            workloads.copy_storage(reg.root, tmp / "storage")
+            shutil.rmtree(cached, ignore_errors=True)
+            tmp.rename(cached)
+        return reg
+
+    def drop(self, reg: Registry) -> None:
+        """Stop a registry and delete its data."""
+        reg.stop()
+        if reg in self._registries:
+            self._registries.remove(reg)
+        shutil.rmtree(reg.workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop every registry still running."""
+        for reg in list(self._registries):
+            reg.stop()
+        self._registries.clear()
+
+    # -- commands -----------------------------------------------------------------------------
+    def skopeo(self, *args: str) -> list[str]:
+        """A skopeo command line with the permissive policy (as ``tests.support.skopeo`` runs it)."""
+        return ["skopeo", "--policy", str(self.policy), *args]
+
+    def skopeo_copy(self, src: Registry, dst: Registry, img: Image) -> list[str]:
+        """``skopeo copy`` of one image, registry to registry, plain HTTP."""
+        return self.skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            f"docker://{src.host}/{img.repo}:{img.tag}",
+            f"docker://{dst.host}/{img.repo}:{img.tag}",
+        )
+
+    def skopeo_sync_repos(self, src: Registry, dst: Registry, repos: Sequence[str]) -> list[list[str]]:
+        """One ``skopeo sync`` per repository, into ``DST/<namespace>`` (so the namespace is kept)."""
+        return [
+            self.skopeo(
+                "sync",
+                "--src",
+                "docker",
+                "--dest",
+                "docker",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                f"{src.host}/{repo}",
+                f"{dst.host}/{repo.rpartition('/')[0]}".rstrip("/"),
+            )
+            for repo in repos
+        ]
+
+    def ferry_sync_yaml(self, src: Registry, dst: Registry, tags: dict[str, list[str]], tag: str) -> list[str]:
+        """``ferry sync --src yaml`` over ``tags`` (repo → tags; an empty list means all), fresh journal."""
+        d = Path(tempfile.mkdtemp(prefix=f"ferry-{tag}-", dir=self.workdir))
+        spec = {src.host: {"tls-verify": False, "images": {repo: list(t) for repo, t in tags.items()}}}
+        (d / "sync.yaml").write_text(json.dumps(spec, indent=1))  # JSON is YAML
+        return [
+            self.ferry,
+            "sync",
+            "--src",
+            "yaml",
+            "--dest",
+            "docker",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--journal",
+            str(d / "journal"),
+            "--quiet",
+            str(d / "sync.yaml"),
+            dst.host,
+        ]
+
+    # -- running ------------------------------------------------------------------------------
+    def run(
+        self,
+        case: str,
+        competitor: str,
+        rep: int,
+        cmds: Sequence[list[str]],
+        src: Registry,
+        dst: Registry,
+        *,
+        check: Callable[[], str] | None = None,
+    ) -> Sample:
+        """Run ``cmds`` one after the other, measured as one sample; ``check`` returns an error or ``""``."""
+        stem = f"{case}-{competitor.replace(' ', '_').replace('/', '_').replace(':', '')}-{rep}"
+        logpath = self.logs / f"{stem}.log"
+        spec, report = self.logs / f"{stem}.cmds.json", self.logs / f"{stem}.result.json"
+        spec.write_text(json.dumps(list(cmds)))
+        meter = Meter(src, dst).start()
+        report.unlink(missing_ok=True)
+        with open(logpath, "wb") as out:
+            launcher = subprocess.run(
+                [sys.executable, "-I", "-S", "-c", _SPAWN, str(spec), str(report)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        failed = ""
+        if launcher.returncode != 0 or not report.exists():
+            result = {"wall": float("nan"), "peak_kib": 0, "cpu": 0.0, "codes": []}
+            failed = f"launcher exit {launcher.returncode}"
+        else:
+            result = json.loads(report.read_text())
+        wall, peak, codes = result["wall"], result["peak_kib"], result["codes"]
+        bad = [i for i, rc in enumerate(codes) if rc != 0]
+        if bad:
+            first = " ".join(cmds[bad[0]][:8])
+            failed = f"{len(bad)} of {len(codes)} commands failed, first exit {codes[bad[0]]}: {first} …"
+        sample = meter.fill(Sample(competitor, rep, wall, peak, len(cmds), cpu=result["cpu"]))
+        if failed:
+            tail = logpath.read_text(errors="replace")[-600:].strip()
+            sample.ok, sample.error = False, f"{failed} | {tail}"
+        elif check is not None:
+            checked = time.perf_counter()
+            if problem := check():
+                sample.ok, sample.error = False, problem
+            sample.extra["check_seconds"] = time.perf_counter() - checked
+        self.log(_line(case, sample))
+        return sample
+
+    def run_inline(
+        self, case: str, competitor: str, rep: int, fn: Callable[[], dict[str, Any]], src: Registry, dst: Registry
+    ) -> Sample:
+        """Measure ``fn()`` in this process (no RSS); its dict goes to ``extra``."""
+        meter = Meter(src, dst).start()
+        start = time.perf_counter()
+        try:
+            extra = fn()
+            error = ""
+        except Exception as e:  # a limit probe must not stop the benchmark
+            extra, error = {}, f"{type(e).__name__}: {e}"
+        wall = time.perf_counter() - start
+        sample = meter.fill(Sample(competitor, rep, wall, 0, 0, ok=not error, error=error, extra=extra))
+        self.log(_line(case, sample))
+        return sample
+
+
+def _first_line(cmd: list[str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).strip().partition("\n")[0]
+
+
+def _line(case: str, s: Sample) -> str:
+    status = "ok" if s.ok else f"FAILED {s.error[:300]}"
+    return (
+        f"  {case:<11} {s.competitor:<25} rep {s.rep}: {s.wall:7.2f} s  rss {s.peak_rss_kib / 1024:5.1f} MiB  "
+        f"cpu {s.cpu:5.1f}+{s.registry_cpu:4.1f} s  req {s.src_requests}+{s.dst_requests}  "
+        f"load {s.load1:4.1f}  {status}"
+    )
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def check_images(dst: Registry, imgs: Sequence[Image], *, concurrency: int = 16) -> str:
+    """``""`` when every image is in ``dst`` under its tag with the expected digest, else what is wrong."""
+    return asyncio.run(_check_images(dst, imgs, concurrency))
+
+
+async def _check_images(dst: Registry, imgs: Sequence[Image], concurrency: int) -> str:
+    import aiohttp
+
+    bad: list[str] = []
+    todo = list(imgs)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency), headers={"Accept": ACCEPT}
+    ) as session:
+
+        async def worker() -> None:
+            while todo:
+                img = todo.pop()
+                async with session.head(f"{dst.url}/v2/{img.repo}/manifests/{img.tag}") as r:
+                    got = r.headers.get("Docker-Content-Digest")
+                    if r.status != 200 or got != img.digest:
+                        bad.append(f"{img.repo}:{img.tag} {r.status} {got}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return f"verification: {len(bad)} of {len(imgs)} images wrong, e.g. {bad[:3]}" if bad else ""
+
+
+def check_blob(dst: Registry, repo: str, digest: str) -> str:
+    """``""`` when ``dst`` has blob ``digest`` in ``repo``."""
+    r = dst.request("HEAD", f"/v2/{repo}/blobs/{digest}")
+    return "" if r.status == 200 else f"verification: blob {digest} in {repo}: {r.status}"
+
+
+# -- the registry's own request rate ------------------------------------------------------------
+async def _head_rate(reg: Registry, imgs: Sequence[Image], count: int, concurrency: int) -> dict[str, Any]:
+    import aiohttp
+
+    paths = [f"{reg.url}/v2/{i.repo}/manifests/{i.tag}" for i in imgs]
+    statuses: dict[int, int] = {}
+    next_i = 0
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn, headers={"Accept": ACCEPT}) as session:
+
+        async def worker() -> None:
+            nonlocal next_i
+            while next_i < count:
+                url = paths[next_i % len(paths)]
+                next_i += 1
+                async with session.head(url) as r:
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    if set(statuses) != {200}:
+        raise RuntimeError(f"manifest HEADs answered {statuses}")
+    return {"requests": count, "concurrency": concurrency, "seconds": elapsed, "rate": count / elapsed}
+
+
+def head_rate(reg: Registry, imgs: Sequence[Image], count: int = 1000, concurrency: int = 16) -> dict[str, Any]:
+    """Manifest HEADs per second the registry answers to a tight aiohttp loop."""
+    return asyncio.run(_head_rate(reg, imgs, count, concurrency))
+
+
+# -- case 1: one big layer ---------------------------------------------------------------------------
+def case_big(b: Bench, *, size: int = 400 * workloads.MB) -> list[CaseResult]:
+    """One image with a single ``size``-byte layer, registry to registry; the limit is the destination
+    ingesting the layer from a local file."""
+    wl = b.workload("big", size=size)
+    img = wl.images[0]
+    layer = json.loads(wl.layout.read_blob(img.digest))["layers"][0]
+    src = b.source("big-src", wl)
+    comps = ["ferry copy", "skopeo copy", "limit: upload from file"]
+    samples: list[Sample] = []
+    for rep in range(b.reps):
+        for comp in comps:
+            dst = b.registry(f"big-dst-{rep}")
+            if comp == "ferry copy":
+                cmd = [
+                    b.ferry,
+                    "copy",
+                    "--src-tls-verify=false",
+                    "--dest-tls-verify=false",
+                    f"docker://{src.host}/{img.repo}:{img.tag}",
+                    f"docker://{dst.host}/{img.repo}:{img.tag}",
+                ]
+                samples.append(b.run("big", comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
+            elif comp == "skopeo copy":
+                cmd = b.skopeo_copy(src, dst, img)
+                samples.append(b.run("big", comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
+            else:
+                path = str(wl.layout.blob_path(layer["digest"]))
+                cmd = [sys.executable, "-I", "-c", _UPLOAD, dst.host, img.repo, layer["digest"], path]
+                samples.append(
+                    b.run(
+                        "big", comp, rep, [cmd], src, dst, check=lambda d=dst: check_blob(d, img.repo, layer["digest"])
+                    )
+                )
+            b.drop(dst)
+    b.drop(src)
+    res = CaseResult(
+        "big", f"1. big layer ({size / 1e6:.0f} MB), cold", 1, wl.blob_bytes, samples, comps, "ferry copy", wl.params
+    )
+    f, s, lim = (res.median(c) for c in comps)
+    rss = max((x.peak_rss_kib for x in res.ok_samples("ferry copy")), default=0) / 1024
+    res.targets = [
+        _target("ferry ≤ 1.1 × limit", f / lim if f and lim else None, 1.1),
+        _target("ferry ≤ 1.0 × skopeo copy", f / s if f and s else None, 1.0),
+        _target("ferry peak RSS ≤ 100 MB (MiB shown)", rss if rss else None, 100 * 1e6 / MiB),
+    ]
+    return [res]
+
+
+def _target(text: str, value: float | None, limit: float) -> Target:
+    return Target(text, value, limit, None if value is None else value <= limit)
+
+
+# -- cases 2 and 3: Harbor-like bulk, cold and nothing to do ------------------------------------------------
+def case_bulk(
+    b: Bench, *, projects: int = 6, repos: int = 6, tags: int = 4, copy_loop_noop: bool = False
+) -> list[CaseResult]:
+    """``projects × repos × tags`` images with a shared base layer per project; cold, then nothing to do."""
+    wl = b.workload("harbor", projects=projects, repos=repos, tags=tags)
+    src = b.source("bulk-src", wl)
+    all_tags: dict[str, list[str]] = {repo: [] for repo in wl.repos}
+
+    cold = ["ferry sync", "skopeo sync (per repo)", "skopeo copy (per image)"]
+    samples: list[Sample] = []
+    for rep in range(b.reps):
+        for comp in cold:
+            dst = b.registry(f"bulk-dst-{rep}")
+            if comp == "ferry sync":
+                cmds = [b.ferry_sync_yaml(src, dst, all_tags, "bulk")]
+            elif comp.startswith("skopeo sync"):
+                cmds = b.skopeo_sync_repos(src, dst, wl.repos)
+            else:
+                cmds = [b.skopeo_copy(src, dst, img) for img in wl.images]
+            samples.append(
+                b.run("bulk-cold", comp, rep, cmds, src, dst, check=lambda d=dst: check_images(d, wl.images))
+            )
+            b.drop(dst)
+    res_cold = CaseResult(
+        "bulk-cold", "2. Harbor-like bulk, cold", len(wl.images), wl.blob_bytes, samples, cold, "ferry sync", wl.params
+    )
+    f, s = res_cold.median("ferry sync"), res_cold.median("skopeo sync (per repo)")
+    res_cold.targets = [_target("ferry ≤ 1/3 × skopeo sync", f / s if f and s else None, 1 / 3)]
+    b.shared["bulk-cold"] = ((projects, repos, tags), res_cold)
+
+    # Nothing to do: its own source and a destination that already holds everything (storage copies).
+    noop_src = b.registry("bulk-noop-src", storage_from=src)
+    b.drop(src)
+    dst = b.registry("bulk-noop-dst", storage_from=noop_src)
+    noop = ["ferry sync", "skopeo sync (per repo)"] + (["skopeo copy (per image)"] if copy_loop_noop else [])
+    samples = []
+    for rep in range(b.reps):
+        for comp in noop:
+            if comp == "ferry sync":
+                cmds = [b.ferry_sync_yaml(noop_src, dst, all_tags, "bulk-noop")]
+            elif comp.startswith("skopeo sync"):
+                cmds = b.skopeo_sync_repos(noop_src, dst, wl.repos)
+            else:
+                cmds = [b.skopeo_copy(noop_src, dst, img) for img in wl.images]
+            samples.append(b.run("bulk-noop", comp, rep, cmds, noop_src, dst))
+    b.drop(dst)
+    b.drop(noop_src)
+    res_noop = CaseResult(
+        "bulk-noop", "3. Harbor-like bulk, nothing to do", len(wl.images), 0, samples, noop, "ferry sync", wl.params
+    )
+    f, s = res_noop.median("ferry sync"), res_noop.median("skopeo sync (per repo)")
+    res_noop.targets = [_target("ferry ≤ 1/5 × skopeo sync (2nd run)", f / s if f and s else None, 1 / 5)]
+    return [res_cold, res_noop]
+
+
+# -- case 4: many small images ------------------------------------------------------------------------------
+def case_small(b: Bench, *, repos: int = 100, tags: int = 10, with_skopeo: bool = False) -> list[CaseResult]:
+    """``repos × tags`` tiny images, cold and nothing to do, against the registry's own request rate."""
+    wl = b.workload("small", repos=repos, tags=tags)
+    src = b.source("small-src", wl)
+    all_tags: dict[str, list[str]] = {repo: [] for repo in wl.repos}
+    full = b.registry("small-noop-dst", storage_from=src)
+    limit = "limit: registry HEAD rate"
+    comps_cold = ["ferry sync"] + (["skopeo sync (per repo)"] if with_skopeo else []) + [limit]
+    comps_noop = ["ferry sync"] + (["skopeo sync (per repo)"] if with_skopeo else []) + [limit]
+    cold: list[Sample] = []
+    noop: list[Sample] = []
+    for rep in range(b.reps):
+        for comp in comps_cold:
+            if comp == limit:
+                cold.append(b.run_inline("small-cold", comp, rep, lambda: head_rate(src, wl.images), src, src))
+                continue
+            dst = b.registry(f"small-dst-{rep}")
+            if comp == "ferry sync":
+                cmds = [b.ferry_sync_yaml(src, dst, all_tags, "small")]
+            else:
+                cmds = b.skopeo_sync_repos(src, dst, wl.repos)
+            cold.append(b.run("small-cold", comp, rep, cmds, src, dst, check=lambda d=dst: check_images(d, wl.images)))
+            b.drop(dst)
+        for comp in comps_noop:
+            if comp == limit:
+                noop.append(b.run_inline("small-noop", comp, rep, lambda: head_rate(full, wl.images), full, full))
+                continue
+            if comp == "ferry sync":
+                cmds = [b.ferry_sync_yaml(src, full, all_tags, "small-noop")]
+            else:
+                cmds = b.skopeo_sync_repos(src, full, wl.repos)
+            noop.append(b.run("small-noop", comp, rep, cmds, src, full))
+    b.drop(full)
+    b.drop(src)
+    out = []
+    for key, title, samples, comps, floor in (
+        ("small-cold", "4. many small images, cold", cold, comps_cold, FLOOR_REQUESTS_COLD),
+        ("small-noop", "4. many small images, nothing to do", noop, comps_noop, FLOOR_REQUESTS_NOOP),
+    ):
+        size = wl.blob_bytes if key == "small-cold" else 0
+        res = CaseResult(key, title, len(wl.images), size, samples, comps, "ferry sync", wl.params)
+        _small_limit(res, limit, floor)
+        out.append(res)
+    return out
+
+
+def _small_limit(res: CaseResult, limit: str, floor: float) -> None:
+    """Turn the HEAD-rate probes into a limit time: the floor request count at the measured rate."""
+    rates = [s.extra["rate"] for s in res.ok_samples(limit)]
+    if not rates:
+        return
+    rate = statistics.median(rates)
+    for s in res.ok_samples(limit):
+        s.extra["probe_wall"] = s.wall
+        s.wall = floor * res.images / s.extra["rate"]
+    res.extra = {"head_rate_median": rate, "floor_requests_per_image": floor}
+    res.notes.append(
+        f"limit = {floor} requests/image (the least a copier must ask) at the registry's measured "
+        f"{rate:.0f} manifest HEADs/s (aiohttp, concurrency 16) = {res.images * floor / rate:.2f} s"
+    )
+
+
+# -- case 5: scaling ----------------------------------------------------------------------------------------
+def case_scale(
+    b: Bench,
+    *,
+    projects: int = 6,
+    repos: int = 6,
+    tags: int = 4,
+    factors: Sequence[int] = (1, 2, 4),
+    reuse_bulk: bool = True,
+) -> list[CaseResult]:
+    """Case 2's ``ferry sync`` at 1×, 2×, 4× the tags: one source seeded at the largest size, the smaller
+    workloads named by explicit tag lists; runs interleaved (1× 2× 4× 1× …).
+
+    The 1× point is case 2 itself: when case 2 ran in this invocation with the same shape (and
+    ``reuse_bulk``), its ``ferry sync`` samples are the 1× samples instead of being measured again.
+    """
+    top = max(factors)
+    wl = b.workload("harbor", projects=projects, repos=repos, tags=tags * top, name="scale")
+    src = b.source("scale-src", wl)
+    subsets: dict[str, Workload] = {}
+    for k in factors:
+        keep = {f"t{t}" for t in range(tags * k)}
+        subsets[f"ferry sync {k}×"] = wl.subset(f"scale-{k}x", [i for i in wl.images if i.tag in keep])
+    samples: list[Sample] = []
+    notes: list[str] = []
+    to_run = dict(subsets)
+    bulk = b.shared.get("bulk-cold")
+    if reuse_bulk and 1 in factors and bulk is not None and bulk[0] == (projects, repos, tags):
+        one = f"ferry sync {1}×"
+        for s in bulk[1].samples:
+            if s.competitor == "ferry sync":
+                extra = s.extra | {"images": len(subsets[one].images), "reused_from": "bulk-cold"}
+                samples.append(dataclasses.replace(s, competitor=one, extra=extra))
+        del to_run[one]
+        notes.append("1× samples are case 2's ferry sync runs (same images, all tags listed as [])")
+    for rep in range(b.reps):
+        for comp, sub in to_run.items():
+            dst = b.registry(f"scale-dst-{rep}")
+            cmds = [b.ferry_sync_yaml(src, dst, sub.tags(), comp.replace(" ", "-"))]
+            sample = b.run("scale", comp, rep, cmds, src, dst, check=lambda d=dst, s=sub: check_images(d, s.images))
+            sample.extra = {"images": len(sub.images), "workload_bytes": sub.blob_bytes}
+            samples.append(sample)
+            b.drop(dst)
+    b.drop(src)
+    res = CaseResult(
+        "scale",
+        "5. scaling: case 2 at " + ", ".join(f"{k}×" for k in factors) + " tags (ferry sync, cold)",
+        len(wl.images),
+        wl.blob_bytes,
+        samples,
+        list(subsets),
+        ferry="",
+        params=wl.params | {"factors": list(factors)},
+        notes=notes,
+    )
+    points = []
+    for comp, sub in subsets.items():
+        med = res.median(comp)
+        rss = [s.peak_rss_kib for s in res.ok_samples(comp)]
+        if med is not None and rss:
+            points.append((len(sub.images), sub.blob_bytes, med, statistics.median(rss)))
+    if len(points) >= 2:
+        t_slope = _loglog_slope([p[0] for p in points], [p[2] for p in points])
+        m_slope = _loglog_slope([p[0] for p in points], [p[3] for p in points])
+        tb_slope = _loglog_slope([p[1] for p in points], [p[2] for p in points])
+        fixed, per_image = _linear_fit([p[0] for p in points], [p[2] for p in points])
+        res.extra = {
+            "points": [{"images": p[0], "bytes": p[1], "median_wall": p[2], "median_rss_kib": p[3]} for p in points],
+            "fixed_seconds": fixed,
+            "seconds_per_image": per_image,
+            "time_slope_vs_images": t_slope,
+            "time_slope_vs_bytes": tb_slope,
+            "rss_slope_vs_images": m_slope,
+        }
+        res.targets = [
+            _target("wall time grows no faster than the work (log-log slope vs images)", t_slope, 1.0),
+            _target("peak RSS grows no faster than the work (log-log slope vs images)", m_slope, 1.0),
+        ]
+        res.notes.append(
+            f"slopes (log-log, least squares): wall time vs images {t_slope:.2f}, vs bytes {tb_slope:.2f}; "
+            f"peak RSS vs images {m_slope:.2f} (1.0 = proportional to the work); "
+            f"linear fit: wall = {fixed:.2f} s + {per_image * 1000:.1f} ms × images"
+        )
+    return [res]
+
+
+def _linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares ``y = a + b·x``; returns ``(a, b)``."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else float("nan")
+    return my - b * mx, b
+
+
+def _loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    import math
+
+    lx = [math.log(x) for x in xs]
+    ly = [math.log(y) for y in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    den = sum((x - mx) ** 2 for x in lx)
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / den if den else float("nan")
