@@ -8,7 +8,6 @@ Keys may be a host or ``host/namespace`` (the longest match wins), with or witho
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import re
@@ -86,7 +85,7 @@ def _decode_auth(entry: Any, key: str, path: Path) -> Credential | None:
     if isinstance(auth, str) and auth:
         try:
             user, sep, password = base64.b64decode(auth, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or characters that are not ASCII at all
             raise ConfigError(f"{path}: entry {key!r} has an invalid base64 'auth' value") from None
         if not sep:
             raise ConfigError(f"{path}: entry {key!r}: 'auth' must encode user:password")
