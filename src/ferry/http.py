@@ -15,7 +15,7 @@ import os
 import random
 import re
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,6 +376,37 @@ class RegistryHTTP:
                                        f"{attempt} times: {_describe(e)}",
                                        hint="is the registry (or a proxy in front of it) overloaded?") from None
                 await self.backoff(attempt, None, f"{method} {what or path}: answer cut short: {_describe(e)}")
+            finally:
+                resp.release()
+
+    async def download(self, path: str, *, scopes: frozenset[str], offset: int = 0, what: str = "",
+                       chunk_size: int = 1024 * 1024) -> AsyncGenerator[bytes, None]:
+        """GET ``path`` and yield its body from byte ``offset``. A body cut short, reset or stalled midway is
+        resumed where it stopped (``Range``) under the same retry policy as a failed request; a server that
+        ignores ``Range`` is read from the start and skipped ahead."""
+        position = offset
+        attempt = 0
+        while True:
+            headers = {"Range": f"bytes={position}-"} if position else None
+            resp = await self.request("GET", path, scopes=scopes, headers=headers, ok=(200, 206), what=what)
+            try:
+                skip = position if (position and resp.status == 200) else 0
+                async for chunk in resp.content.iter_chunked(chunk_size):
+                    self.stats.bytes_received += len(chunk)
+                    if skip:
+                        if len(chunk) <= skip:
+                            skip -= len(chunk)
+                            continue
+                        chunk, skip = chunk[skip:], 0
+                    position += len(chunk)
+                    yield chunk
+                return
+            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise NetworkError(f"{self.registry}: GET {what or path} was cut short {attempt} times: "
+                                       f"{_describe(e)}", hint="is the registry (or a proxy) overloaded?") from None
+                await self.backoff(attempt, None, f"GET {what or path} cut at byte {position}: {_describe(e)}")
             finally:
                 resp.release()
 

@@ -147,22 +147,12 @@ class RegistryClient:
 
     async def read_blob(self, repo: str, desc: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
         """Stream a blob from ``offset``; stops with an error when the server sends more than the
-        descriptor's size. A server that ignores ``Range`` is read from the start and skipped ahead."""
-        headers = {"Range": f"bytes={offset}-"} if offset else None
-        resp = await self.http.request(
-            "GET", f"/v2/{repo}/blobs/{desc.digest}", scopes=self._read_scope(repo), headers=headers, ok=(200, 206),
-            what=f"blob {repo}@{desc.digest}",
-        )
+        descriptor's size. A download cut midway is resumed by the HTTP layer (:meth:`RegistryHTTP.download`)."""
+        received = offset
+        chunks = self.http.download(f"/v2/{repo}/blobs/{desc.digest}", scopes=self._read_scope(repo), offset=offset,
+                                    what=f"blob {repo}@{desc.digest}", chunk_size=CHUNK)
         try:
-            skip = offset if (offset and resp.status == 200) else 0
-            received = offset
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                self.http.stats.bytes_received += len(chunk)
-                if skip:
-                    if len(chunk) <= skip:
-                        skip -= len(chunk)
-                        continue
-                    chunk, skip = chunk[skip:], 0
+            async for chunk in chunks:
                 received += len(chunk)
                 if desc.size >= 0 and received > desc.size:
                     raise ProtocolError(
@@ -170,7 +160,7 @@ class RegistryClient:
                     )
                 yield chunk
         finally:
-            resp.release()
+            await chunks.aclose()
 
     async def mount_blob(self, repo: str, digest: str, from_repo: str) -> str | None:
         """Mount ``digest`` from ``from_repo``. None when mounted, else the upload URL to continue with."""
