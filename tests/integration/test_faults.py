@@ -12,6 +12,7 @@ After every test the destination holds no manifest whose blobs or children are m
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -236,3 +237,29 @@ def test_token_service_hiccup_is_retried(tmp_path: Path, registry: Registry, fau
         assert report(rep)["summary"]["http_retries"] >= 1
         for n in range(3):
             assert inspect_raw(registry.ref(f"copy/team/app:v{n}")) == lay.manifest_bytes(f"i{n}")
+
+
+@pytest.mark.parametrize("fault", [Reset(after=1500), Truncate(after=1500), Stall(60, after=1500)],
+                         ids=["reset", "truncated", "stalled"])
+@pytest.mark.parametrize("transport", ["oci", "dir", "docker-archive"])
+def test_download_cut_midway_to_a_local_destination_is_resumed(project_source: Seeded, tmp_path: Path,
+                                                                fault: Fault, transport: str) -> None:
+    """Registry to local storage: the blob read is cut midway and resumed from where it stopped."""
+    w = project_source.workload
+    img = w.image("proj0/web", "v1")
+    layer = _layer(w, "proj0/web", "v1")
+    with FaultProxy(project_source.registry.url) as src:
+        (rule,) = src.add(Rule(fault, "GET", rf"/blobs/{layer}$", nth=1))
+        target = tmp_path / f"out.{transport}"
+        ref = f"{transport}:{target}" + (":web:v1" if transport != "dir" else "")
+        run = run_ferry("copy", "--src-tls-verify=false", f"docker://{src.ref(img.ref)}", ref,
+                        home=tmp_path / "home", env=FAST)
+        assert run.returncode == 0, run.stderr
+        assert rule.applied == 1
+        reads = src.requests("GET", rf"/blobs/{layer}$")
+        assert len(reads) == 2 and reads[0].headers.get("Range") is None
+        assert 0 < int(reads[1].headers["Range"].removeprefix("bytes=").removesuffix("-")) <= 1500  # where it stopped
+    assert img.digest in run.stderr  # the copy verified every blob's digest while it streamed
+    stored = {"oci": target / "blobs" / "sha256" / layer.split(":")[1], "dir": target / layer.split(":")[1]}
+    if transport in stored:
+        assert hashlib.sha256(stored[transport].read_bytes()).hexdigest() == layer.split(":")[1]
