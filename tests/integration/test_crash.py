@@ -27,9 +27,10 @@ from typing import Any
 
 import pytest
 
+from ferry.transports.registry import UPLOAD_CHUNK
 from tests.support import images as im
 from tests.support import workloads
-from tests.support.faultproxy import FaultProxy, Reset, Rule, Stall
+from tests.support.faultproxy import FaultProxy, Lose, Reset, Rule, Stall
 from tests.support.invariants import ACCEPT, assert_whole
 from tests.support.registry import Registry, start_registry
 from tests.support.reliability import FAST, kill, report, run_ferry, slice_images, spawn_ferry, sync_yaml
@@ -307,6 +308,28 @@ def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Lay
         assert after_cut.startswith("0-")  # from the start, in the new session
         assert patched >= size
     assert registry.request("HEAD", f"/v2/big/app/blobs/{layer}").status == 200
+    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
+    assert_whole(registry)
+
+
+def test_large_blob_chunk_answer_lost_restarts_the_upload(
+    big_blob_source: tuple[Registry, im.Layout, str], registry: Registry, tmp_path: Path, proxy: Proxy
+) -> None:
+    """The registry takes the second chunk but its answer (with the new ``_state``) is lost. The upload
+    status asked with the older Location is refused by distribution (the session is cancelled), so the
+    blob starts over: correct, at the price of the bytes already sent."""
+    src, lay, layer = big_blob_source
+    size = lay.blob_path(layer).stat().st_size
+    dst_px = proxy(registry.url, store_and_forward=True)
+    (rule,) = dst_px.add(Rule(Lose(), "PATCH", r"/blobs/uploads/", nth=2))
+    run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    f"docker://{src.ref('big/app:v1')}", f"docker://{dst_px.ref('big/app:v1')}",
+                    home=tmp_path / "home", env=FAST, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert rule.applied == 1
+    status = [r for r in registry.requests() if r.method == "GET" and "/blobs/uploads/" in r.path]
+    assert status and status[0].status in (400, 404)
+    assert dst_px.bytes_forwarded("PATCH", r"/blobs/uploads/") == size + 2 * UPLOAD_CHUNK
     assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
     assert_whole(registry)
 

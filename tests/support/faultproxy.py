@@ -8,6 +8,8 @@ occurrences (the Nth, every Nth, the first K, or only once another request has b
 - :class:`Respond`: answer with a status of its own (500/502/503, 429 with ``Retry-After``) without
   forwarding;
 - :class:`Drop`: reset the connection without any answer (the request is not forwarded);
+- :class:`Lose`: forward the request, then reset the connection instead of answering (the registry acted
+  on it; the client cannot know);
 - :class:`Reset`: reset the connection (TCP RST) after N bytes of the response body (a download) or
   of the request body (an upload);
 - :class:`Truncate`: close the connection cleanly after N bytes of a response body that announced more;
@@ -55,6 +57,7 @@ __all__ = [
     "Fault",
     "FaultProxy",
     "Flip",
+    "Lose",
     "ProxyRecord",
     "Reset",
     "Respond",
@@ -107,6 +110,14 @@ class Reset(Fault):
     after: int = 0
     side: str = "response"
     name = "reset"
+
+
+@dataclass(frozen=True)
+class Lose(Fault):
+    """Forward the request and let the registry act on it, then reset the connection instead of answering:
+    the client cannot know that its upload or manifest went through."""
+
+    name = "lose"
 
 
 @dataclass(frozen=True)
@@ -510,6 +521,11 @@ class FaultProxy:
             reset_connection(request)
             return web.Response(status=499)
         async with upstream:
+            if isinstance(fault, Lose):
+                await upstream.read()
+                rec.status = upstream.status
+                reset_connection(request)
+                return web.Response(status=499)
             return await self._respond(request, rec, fault, upstream)
 
     async def _request_body(self, request: web.Request, rec: ProxyRecord,
