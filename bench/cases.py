@@ -729,13 +729,15 @@ def case_scale(
     repos: int = 6,
     tags: int = 4,
     factors: Sequence[int] = (1, 2, 4),
-    reuse_bulk: bool = True,
+    reuse_bulk: bool = False,
 ) -> list[CaseResult]:
     """Case 2's ``ferry sync`` at 1×, 2×, 4× the tags: one source seeded at the largest size, the smaller
     workloads named by explicit tag lists; runs interleaved (1× 2× 4× 1× …).
 
-    The 1× point is case 2 itself: when case 2 ran in this invocation with the same shape (and
-    ``reuse_bulk``), its ``ferry sync`` samples are the 1× samples instead of being measured again.
+    The 1× point is case 2 itself: with ``reuse_bulk``, when case 2 ran in this invocation with the
+    same shape, its ``ferry sync`` samples are taken as the 1× samples instead of being measured
+    again (quicker, but not alternated with the others: a load change between the two cases then
+    shows up in the slope).
     """
     top = max(factors)
     wl = b.workload("harbor", projects=projects, repos=repos, tags=tags * top, name="scale")
@@ -781,14 +783,20 @@ def case_scale(
         med = res.median(comp)
         rss = [s.peak_rss_kib for s in res.ok_samples(comp)]
         if med is not None and rss:
-            points.append((len(sub.images), sub.blob_bytes, med, statistics.median(rss)))
+            cpu = statistics.median([s.cpu + s.registry_cpu for s in res.ok_samples(comp)])
+            points.append((len(sub.images), sub.blob_bytes, med, statistics.median(rss), cpu))
     if len(points) >= 2:
         t_slope = _loglog_slope([p[0] for p in points], [p[2] for p in points])
         m_slope = _loglog_slope([p[0] for p in points], [p[3] for p in points])
         tb_slope = _loglog_slope([p[1] for p in points], [p[2] for p in points])
+        c_slope = _loglog_slope([p[0] for p in points], [p[4] for p in points])
         fixed, per_image = _linear_fit([p[0] for p in points], [p[2] for p in points])
         res.extra = {
-            "points": [{"images": p[0], "bytes": p[1], "median_wall": p[2], "median_rss_kib": p[3]} for p in points],
+            "points": [
+                {"images": p[0], "bytes": p[1], "median_wall": p[2], "median_rss_kib": p[3], "median_cpu": p[4]}
+                for p in points
+            ],
+            "cpu_slope_vs_images": c_slope,
             "fixed_seconds": fixed,
             "seconds_per_image": per_image,
             "time_slope_vs_images": t_slope,
@@ -801,7 +809,8 @@ def case_scale(
         ]
         res.notes.append(
             f"slopes (log-log, least squares): wall time vs images {t_slope:.2f}, vs bytes {tb_slope:.2f}; "
-            f"peak RSS vs images {m_slope:.2f} (1.0 = proportional to the work); "
+            f"peak RSS vs images {m_slope:.2f}; CPU of ferry and registries vs images {c_slope:.2f} "
+            f"(1.0 = proportional to the work); "
             f"linear fit: wall = {fixed:.2f} s + {per_image * 1000:.1f} ms × images"
         )
     return [res]

@@ -200,6 +200,15 @@ def inventory_lines(r: dict[str, Any]) -> str:
 
 
 # -- main -----------------------------------------------------------------------------------------------
+def _memory_dir(need: int = 4 << 30) -> str | None:
+    """/dev/shm when it is a tmpfs with ``need`` bytes free (registries then keep their data in memory)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return "/dev/shm" if st.f_bavail * st.f_frsize >= need else None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -208,7 +217,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"comma-separated cases among {', '.join([*CASES, *OPTIONAL])} (default: {','.join(CASES)})",
     )
     p.add_argument("--reps", type=int, default=3, help="runs per competitor per case (default 3)")
-    p.add_argument("--workdir", type=Path, help="where registries and layouts go (default: a temp dir, removed)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="where registries keep their data (default: a new directory in /dev/shm when it has room, "
+        "else in the temp dir; removed at the end)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, registries)")
     p.add_argument(
         "--cache",
@@ -223,7 +237,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--small-skopeo", action="store_true", help="also run skopeo sync in case 4 (slow: ~1 min a run)")
     p.add_argument("--noop-copy-loop", action="store_true", help="also run the skopeo copy loop in case 3")
     p.add_argument(
-        "--scale-own-1x", action="store_true", help="measure scaling's 1× again instead of reusing case 2's ferry runs"
+        "--scale-reuse-1x",
+        action="store_true",
+        help="take scaling's 1× from case 2's ferry runs instead of measuring it alternated with 2× and 4×",
     )
     p.add_argument("--update-docs", action="store_true", help=f"put the table into {DOCS.relative_to(bench.ROOT)}")
     args = p.parse_args(argv)
@@ -251,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     info = machine()
     log(f"machine: {info['cores']} cores, {info['cpu']}; {info['skopeo']}; {info['docker-registry']}; {info['ferry']}")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ferry-bench-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ferry-bench-", dir=_memory_dir()))
     workdir.mkdir(parents=True, exist_ok=True)
     b = Bench(workdir, args.reps, cache=None if args.no_cache else args.cache, log=log)
     projects, repos, tags = (int(x) for x in args.bulk.lower().split("x"))
@@ -260,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "big": {"size": args.big_mb * 1_000_000},
         "bulk": {"projects": projects, "repos": repos, "tags": tags, "copy_loop_noop": args.noop_copy_loop},
         "small": {"repos": s_repos, "tags": s_tags, "with_skopeo": args.small_skopeo},
-        "scale": {"projects": projects, "repos": repos, "tags": tags, "reuse_bulk": not args.scale_own_1x},
+        "scale": {"projects": projects, "repos": repos, "tags": tags, "reuse_bulk": args.scale_reuse_1x},
     }
     results: list[CaseResult] = []
     durations: dict[str, float] = {}
@@ -294,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "case_seconds": durations,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": info,
+        "workdir": str(workdir),
         "table": text,
         "cases": [r.to_json() for r in results],
         "inventory": inventory,
@@ -301,11 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(json.dumps(payload, indent=2))
     print(f"results: {out.relative_to(bench.ROOT)}")
     if args.update_docs:
-        update_docs(text, info, started, total, args)
+        update_docs(text, info, started, total, args, workdir)
     return 0 if all(s.ok for r in results for s in r.samples) else 1
 
 
-def update_docs(text: str, info: dict[str, Any], started: dt.datetime, total: float, args: argparse.Namespace) -> None:
+def update_docs(
+    text: str, info: dict[str, Any], started: dt.datetime, total: float, args: argparse.Namespace, workdir: Path
+) -> None:
     """Replace the generated block of docs/benchmarks.md (between its markers) with this run."""
     doc = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{DOCS_BEGIN}\n{DOCS_END}\n"
     if DOCS_BEGIN not in doc or DOCS_END not in doc:
@@ -319,6 +338,8 @@ def update_docs(text: str, info: dict[str, Any], started: dt.datetime, total: fl
             f"- Machine: {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, Linux {info['kernel']}, "
             f"Python {info['python']}",
             f"- Tools: {info['skopeo']}; {info['docker-registry']}; {info['ferry']} (commit {info['commit']})",
+            f"- Registry data under {workdir.parent}"
+            + (" (tmpfs: the disk is out of the picture)" if str(workdir).startswith("/dev/shm") else ""),
             "",
             text,
             DOCS_END,
