@@ -188,29 +188,46 @@ class BlobStream:
             self.events.bytes_moved(len(chunk))
             yield chunk
 
+    def _hash(self, h: Any, chunk: bytes, position: int) -> None:
+        """Hash one chunk, keeping the hash state at every checkpoint it crosses."""
+        step = self.CHECKPOINT
+        view = memoryview(chunk)
+        while len(view):
+            part, view = view[: step - position % step], view[step - position % step:]
+            h.update(part)
+            position += len(part)
+            if position % step == 0 and position not in self._checkpoints:
+                self._checkpoints[position] = h.copy()
+
     async def _verify(self, chunks: AsyncIterator[bytes], position: int, h: Any) -> AsyncIterator[bytes]:
-        desc, step = self.desc, self.CHECKPOINT
+        # Chunk k is hashed (in a thread for big chunks: hashlib releases the GIL) while chunk k-1 is sent.
+        desc = self.desc
         pending: bytes | None = None
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            if desc.size >= 0 and position + len(chunk) > desc.size:
-                raise ProtocolError(f"blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
-            view = memoryview(chunk)
-            while len(view):
-                room = step - position % step
-                part, view = view[:room], view[room:]
-                if len(part) >= self.THREAD_HASH_MIN:
-                    await asyncio.to_thread(h.update, part)
+        hashing: asyncio.Future[None] | None = None
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if desc.size >= 0 and position + len(chunk) > desc.size:
+                    raise ProtocolError(f"blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
+                if hashing is not None:
+                    await hashing
+                if len(chunk) >= self.THREAD_HASH_MIN:
+                    hashing = asyncio.ensure_future(asyncio.to_thread(self._hash, h, chunk, position))
                 else:
-                    h.update(part)
-                position += len(part)
-                if position % step == 0 and position not in self._checkpoints:
-                    self._checkpoints[position] = h.copy()
-            if pending is not None:
-                self.events.bytes_moved(len(pending))
-                yield pending
-            pending = chunk
+                    hashing = None
+                    self._hash(h, chunk, position)
+                position += len(chunk)
+                if pending is not None:
+                    self.events.bytes_moved(len(pending))
+                    yield pending
+                pending = chunk
+            if hashing is not None:
+                await hashing
+                hashing = None
+        finally:
+            if hashing is not None:  # abandoned midway: let the thread finish before the state is dropped
+                await asyncio.wait((hashing,))
         if desc.size >= 0 and position != desc.size:
             raise ProtocolError(f"blob {desc.digest} ended at {position} of {desc.size} bytes")
         if h.hexdigest() != desc.digest.partition(":")[2]:
