@@ -204,7 +204,7 @@ def test_manifest_digest_header_that_lies(fake: FakeRegistry, registry: Registry
 
 
 def test_manifest_content_that_lies_about_its_digest(fake: FakeRegistry, registry: Registry, tmp_path: Path) -> None:
-    """HEAD names the real digest; GET by that digest returns other bytes (with a matching header)."""
+    """Asked for a manifest by digest, the server returns other bytes (with a header matching them)."""
     other, blobs = tiny_image(seed=2)
     fake.blobs.update(blobs)
 
@@ -212,8 +212,9 @@ def test_manifest_content_that_lies_about_its_digest(fake: FakeRegistry, registr
         return None if request.method == "HEAD" else _serve(other, "application/vnd.oci.image.manifest.v1+json")
 
     fake.hooks["manifest"] = manifest
-    run = copy(fake.ref("team/app:v1"), registry.ref("team/app:v1"), tmp_path)
-    one_line_error(run, 6, "does not match", fake.tags["v1"])
+    digest = fake.tags["v1"]
+    run = copy(fake.ref(f"team/app@{digest}"), registry.ref("team/app:v1"), tmp_path)
+    one_line_error(run, 6, "does not match", digest)
     nothing_written(registry)
 
 
