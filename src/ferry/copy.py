@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from ferry.errors import DigestMismatchError, FerryError, NotFoundError, ProtocolError, UsageError
 from ferry.media import Descriptor, Manifest, parse_manifest, platform_matches
 from ferry.plan.model import PlatformFilter
+from ferry.refs import is_digest
 from ferry.transports.base import Destination, Mountable, Source
 
 
@@ -46,11 +47,14 @@ class BlobLedger(Protocol):
     def holders(self, store: str, digest: str) -> set[str]: ...
     def record(self, store: str, digest: str, repo: str) -> None: ...
     def forget(self, store: str, digest: str, repo: str) -> None: ...
+    def knows_store(self, store: str) -> bool: ...
+    def touch_store(self, store: str) -> None: ...
 
 
 class MemoryLedger:
     def __init__(self) -> None:
         self._held: dict[tuple[str, str], set[str]] = {}
+        self._stores: set[str] = set()
 
     def holders(self, store: str, digest: str) -> set[str]:
         return self._held.get((store, digest), set())
@@ -60,6 +64,12 @@ class MemoryLedger:
 
     def forget(self, store: str, digest: str, repo: str) -> None:
         self._held.get((store, digest), set()).discard(repo)
+
+    def knows_store(self, store: str) -> bool:
+        return store in self._stores
+
+    def touch_store(self, store: str) -> None:
+        self._stores.add(store)
 
 
 @dataclass(slots=True)
@@ -93,6 +103,7 @@ class BlobTransfers:
         self.events: Events = events or NoEvents()
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._first_run: dict[str, bool] = {}  # per store: the ledger knew nothing of it when the run began
 
     async def ensure(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
         store = getattr(dst, "store_key", None)
@@ -115,7 +126,8 @@ class BlobTransfers:
             if holders and isinstance(dst, Mountable):
                 await self._mount(src, dst, desc, sorted(holders)[0], stats)
             else:
-                await self._check_or_upload(src, dst, desc, stats)
+                await self._check_or_upload(src, dst, desc, stats,
+                                            ask_first=not await self._untouched(store, dst))
             self.ledger.record(store, desc.digest, name)
             fut.set_result(None)
         except BaseException as e:
@@ -124,6 +136,16 @@ class BlobTransfers:
             raise
         finally:
             del self._inflight[key]
+
+    async def _untouched(self, store: str, dst: Destination) -> bool:
+        """A repository that did not exist at a destination no earlier run wrote to (the journal knows
+        none of its blobs) holds only what this run put there, which the ledger knows: asking it about
+        each blob would only hear "no". After an interrupted run the journal knows the destination, and
+        every blob is asked about, since a killed run may have left blobs the journal never heard of."""
+        if store not in self._first_run:
+            self._first_run[store] = not self.ledger.knows_store(store)
+            self.ledger.touch_store(store)  # before anything is written: a killed run is known as such
+        return self._first_run[store] and isinstance(dst, Mountable) and await dst.is_new()
 
     def forget(self, dst: Destination, blobs: list[Descriptor]) -> None:
         store = getattr(dst, "store_key", None)
@@ -142,9 +164,10 @@ class BlobTransfers:
             stats.bytes_copied += max(desc.size, 0)
         self.events.blob_done(desc, "mounted" if mounted else "copied")
 
-    async def _check_or_upload(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
+    async def _check_or_upload(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats, *,
+                               ask_first: bool = True) -> None:
         async with self._slots:
-            if await dst.has_blob(desc):
+            if ask_first and await dst.has_blob(desc):
                 stats.blobs_skipped += 1
                 self.events.blob_done(desc, "present")
                 return
@@ -295,12 +318,11 @@ class ImageCopier:
         """Copy the image ``reference`` names; tag it ``dst_tag`` (or store it by digest when None)."""
         probed = False
         if root is None and not force and not platform and not (platforms and platforms.active):
-            # Nothing-to-do check with one request per side, before reading the source manifest.
-            digest = await self._probe(src, dst, reference, dst_tag)
-            if isinstance(digest, CopyResult):
-                return digest
-            root = await src.get_manifest(digest or reference)
-            probed = digest is not None  # the destination was just asked: no second HEAD
+            # Nothing-to-do check: the source manifest (needed anyway) and a HEAD at the destination.
+            root, present = await self._fetch_and_probe(src, dst, reference, dst_tag)
+            if present:
+                return CopyResult(root.digest, root.digest, skipped=True)
+            probed = True
         root = root or await src.get_manifest(reference)
         source_digest = root.digest
         rewritten = False
@@ -322,23 +344,18 @@ class ImageCopier:
         await dst.commit()
         return CopyResult(root.digest, source_digest, skipped=False, stats=stats, rewritten=rewritten)
 
-    async def _probe(
+    async def _fetch_and_probe(
         self, src: Source, dst: Destination, reference: str, dst_tag: str | None
-    ) -> CopyResult | str | None:
-        """A skipped result when the destination already has the source's digest, else the source digest."""
-        head = getattr(src, "has_manifest", None)
-        if head is None:
-            return None
-        if dst_tag:
-            src_digest, dst_digest = await asyncio.gather(head(reference), dst.has_manifest(dst_tag))
+    ) -> tuple[Manifest, bool]:
+        """The source manifest, and whether the destination already holds it (one request per side,
+        in parallel when the destination reference is known before the source answers)."""
+        known = dst_tag or (reference if is_digest(reference) else None)
+        if known:
+            root, present = await asyncio.gather(src.get_manifest(reference), dst.has_manifest(known))
         else:
-            src_digest = await head(reference)
-            dst_digest = await dst.has_manifest(src_digest) if src_digest else None
-        if src_digest is None:
-            return None  # the source's GET then fails naming registry, repository and tag
-        if src_digest == dst_digest:
-            return CopyResult(src_digest, src_digest, skipped=True)
-        return src_digest
+            root = await src.get_manifest(reference)
+            present = await dst.has_manifest(root.digest)
+        return root, present == root.digest
 
     async def _copy_tree(self, src: Source, dst: Destination, m: Manifest, stats: CopyStats) -> None:
         """Everything ``m`` references, present at the destination; ``m`` itself is the caller's to push."""

@@ -59,6 +59,10 @@ class Mountable(Protocol):
     store_key: str  # blobs are shared within one store (a registry host)
     name: str  # the repository inside the store
 
+    async def is_new(self) -> bool:
+        """True when the repository did not exist when this run first asked (asked once per run)."""
+        ...
+
     async def mount_or_put_blob(
         self, desc: Descriptor, from_name: str, open_stream: Callable[..., AsyncIterator[bytes]]
     ) -> bool:
