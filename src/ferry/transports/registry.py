@@ -92,7 +92,10 @@ class RegistryClient:
         )
         content_type = resp.headers.get("Content-Type")
         header_digest = resp.headers.get("Docker-Content-Digest")
-        expected = reference if is_digest(reference) else None
+        # by tag, the digest the registry announces is checked before anything is parsed: content damaged
+        # on the way is a digest mismatch, not "not valid JSON" or a confusing shape error
+        announced = header_digest if header_digest and header_digest.startswith("sha256:") else None
+        expected = reference if is_digest(reference) else announced
         manifest = parse_manifest(raw, content_type, expected)
         if header_digest and header_digest.startswith("sha256:") and header_digest != manifest.digest:
             raise DigestMismatchError(
