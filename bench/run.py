@@ -243,6 +243,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--update-docs", action="store_true", help=f"put the table into {DOCS.relative_to(bench.ROOT)}")
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.cases = [c.strip() for c in args.case.split(",") if c.strip()]
     unknown = [c for c in args.cases if c not in CASES and c not in OPTIONAL]
     if unknown:
@@ -332,8 +333,9 @@ def update_docs(
     block = "\n".join(
         [
             DOCS_BEGIN,
-            f"Run of {started.strftime('%Y-%m-%d %H:%M UTC')}, `python -m bench.run --case {args.case} "
-            f"--reps {args.reps}`, {total:.0f} s in all.",
+            f"Run of {started.strftime('%Y-%m-%d %H:%M UTC')}, `python -m bench.run {' '.join(args.argv)}`"
+            f" (cases {args.case}, {args.reps} runs each), {total:.0f} s in all"
+            + (", generating and seeding everything (no cache)." if args.no_cache else "."),
             "",
             f"- Machine: {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, Linux {info['kernel']}, "
             f"Python {info['python']}",
