@@ -240,6 +240,7 @@ def test_token_service_hiccup_is_retried(tmp_path: Path, registry: Registry, fau
         assert report(rep)["summary"]["http_retries"] >= 1
         for n in range(3):
             assert inspect_raw(registry.ref(f"copy/team/app:v{n}")) == lay.manifest_bytes(f"i{n}")
+        assert_whole(registry)
 
 
 @pytest.mark.parametrize("fault", [Reset(after=1500), Truncate(after=1500), Stall(60, after=1500)],
