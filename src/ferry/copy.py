@@ -126,8 +126,7 @@ class BlobTransfers:
             if holders and isinstance(dst, Mountable):
                 await self._mount(src, dst, desc, sorted(holders)[0], stats)
             else:
-                await self._check_or_upload(src, dst, desc, stats,
-                                            ask_first=not await self._untouched(store, dst))
+                await self._check_or_upload(src, dst, desc, stats, ask_first=not await self.fresh_repository(dst))
             self.ledger.record(store, desc.digest, name)
             fut.set_result(None)
         except BaseException as e:
@@ -137,15 +136,18 @@ class BlobTransfers:
         finally:
             del self._inflight[key]
 
-    async def _untouched(self, store: str, dst: Destination) -> bool:
-        """A repository that did not exist at a destination no earlier run wrote to (the journal knows
-        none of its blobs) holds only what this run put there, which the ledger knows: asking it about
-        each blob would only hear "no". After an interrupted run the journal knows the destination, and
-        every blob is asked about, since a killed run may have left blobs the journal never heard of."""
+    async def fresh_repository(self, dst: Destination) -> bool:
+        """A repository that did not exist, at a destination no earlier run wrote to, holds only what
+        this run put there, which the ledger knows: asking it about each blob would only hear "no".
+        After an interrupted run the journal knows the destination and everything is asked about, since
+        a killed run may have left blobs the journal never heard of."""
+        store = getattr(dst, "store_key", None)
+        if store is None or not isinstance(dst, Mountable):
+            return False
         if store not in self._first_run:
             self._first_run[store] = not self.ledger.knows_store(store)
             self.ledger.touch_store(store)  # before anything is written: a killed run is known as such
-        return self._first_run[store] and isinstance(dst, Mountable) and await dst.is_new()
+        return self._first_run[store] and await dst.is_new()
 
     def forget(self, dst: Destination, blobs: list[Descriptor]) -> None:
         store = getattr(dst, "store_key", None)

@@ -46,6 +46,7 @@ async def test_first_run_into_new_repository_asks_nothing_about_blobs(
         mark = dst.mark()
         await _run(src, dst, journal, "mirror/app")
         assert _blob_heads(dst, mark) == []
+        assert [r.path for r in dst.requests(mark) if r.method == "HEAD"] == ["/v2/mirror/app/manifests/v1"]
         assert [r.path for r in dst.requests(mark) if r.path.endswith("/tags/list")] == ["/v2/mirror/app/tags/list"]
         assert len(dst.blob_upload_puts(mark)) == 4  # config and three layers, each once
         assert inspect_raw(f"docker://{dst.host}/mirror/app:v1") == lay.manifest_bytes(digest)
