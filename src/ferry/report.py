@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ferry.engine import RunResult
+
+if TYPE_CHECKING:  # rich costs start-up time; the everyday commands print no tables
+    from rich.console import Console
+    from rich.table import Table
 
 
 def human_bytes(n: float) -> str:
@@ -37,6 +38,8 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
 
 
 def summary_table(result: RunResult, title: str = "ferry") -> Table:
+    from rich.table import Table
+
     s = summary_dict(result)
     table = Table(title=title, show_header=True, header_style="bold")
     for col in ("copied", "skipped (identical)", "failed", "bytes moved", "duration", "rate", "requests"):

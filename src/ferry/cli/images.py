@@ -19,15 +19,7 @@ from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest, schema1_config
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1000
-    return f"{n} B"
+from ferry.report import human_bytes
 
 
 @app.command()
@@ -84,7 +76,7 @@ def copy(
         else:
             print(
                 f"Copied {source} to {destination}: {result.digest} "
-                f"({s.blobs_copied} blobs {_human(s.bytes_copied)}, {s.blobs_mounted} mounted, "
+                f"({s.blobs_copied} blobs {human_bytes(s.bytes_copied)}, {s.blobs_mounted} mounted, "
                 f"{s.blobs_skipped} already present, {s.manifests_pushed} manifests)",
                 file=sys.stderr,
             )
