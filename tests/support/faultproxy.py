@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import yarl
@@ -321,7 +321,38 @@ async def flush(request: web.BaseRequest, timeout: float = 2.0) -> None:
 # The proxy
 
 
-class FaultProxy:
+class Served:
+    """Lifecycle and address of a test server run by a :class:`ServerThread` held in ``_server``."""
+
+    _server: ServerThread
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        """``IP:PORT`` to give ferry."""
+        return self._server.host
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def ref(self, name: str) -> str:
+        return f"{self.host}/{name}"
+
+
+class FaultProxy(Served):
     """See the module docstring. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
     def __init__(self, upstream: str, *, store_and_forward: bool = False, rewrite_location: bool = True) -> None:
@@ -340,8 +371,8 @@ class FaultProxy:
         self._stopping = False
 
     # -- lifecycle and scripting ----------------------------------------------------------------
-    def start(self) -> FaultProxy:
-        self._server.start()
+    def start(self) -> Self:
+        super().start()
         self._server.call(self._init())
         return self
 
@@ -371,24 +402,6 @@ class FaultProxy:
         with contextlib.suppress(Exception):
             self._server.call(close(), timeout=10)
         self._server.stop()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT`` to give ferry instead of the registry's."""
-        return self._server.host
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def ref(self, name: str) -> str:
-        return f"{self.host}/{name}"
 
     def add(self, *rules: Rule) -> list[Rule]:
         with self._lock:

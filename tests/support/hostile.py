@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.faultproxy import ServerThread
+from tests.support.faultproxy import Served, ServerThread
 
 __all__ = ["FakeRegistry", "Hook", "Recorder", "Seen", "sha256", "tiny_image"]
 
@@ -73,7 +73,7 @@ class _Upload:
     data: bytearray = field(default_factory=bytearray)
 
 
-class FakeRegistry:
+class FakeRegistry(Served):
     """See the module docstring. Use as a context manager."""
 
     def __init__(self, repo: str = "team/app", *, host: str = "127.0.0.1", basic: tuple[str, str] | None = None,
@@ -101,29 +101,6 @@ class FakeRegistry:
         self.blobs.update(blobs)
         return digest
 
-    def start(self) -> FakeRegistry:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> FakeRegistry:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return self._server.host
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def ref(self, name: str) -> str:
-        return f"{self.host}/{name}"
 
     def count_sent(self, key: str, n: int) -> None:
         with self._lock:
@@ -227,7 +204,7 @@ class FakeRegistry:
         return web.Response(status=201, headers={"Docker-Content-Digest": digest})
 
 
-class Recorder:
+class Recorder(Served):
     """Records every request on ``host`` (default 127.0.0.2); answers 200 with ``body``."""
 
     def __init__(self, host: str = "127.0.0.2", body: bytes = b"", content_type: str = "application/octet-stream"):
@@ -246,26 +223,6 @@ class Recorder:
                                   len(data)))
         return web.Response(body=self.body, content_type=self.content_type)
 
-    def start(self) -> Recorder:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Recorder:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return self._server.host
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def headers_seen(self) -> list[dict[str, Any]]:
         with self._lock:
