@@ -7,7 +7,6 @@ are recognised by digest and cost no transfer, and blobs already sent are not as
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -32,9 +31,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS blobs (
     store TEXT NOT NULL, digest TEXT NOT NULL, repo TEXT NOT NULL, PRIMARY KEY (store, digest, repo)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, run_id INTEGER, kind TEXT NOT NULL, data TEXT NOT NULL, at REAL NOT NULL
-);
 """
 
 
@@ -129,10 +125,6 @@ class Journal:
             " FROM jobs WHERE key=?", (key,)
         ).fetchone()
         return JobRecord(*row) if row else None
-
-    def record_event(self, kind: str, data: dict[str, Any]) -> None:
-        self.db.execute("INSERT INTO events (run_id, kind, data, at) VALUES (?,?,?,?)",
-                        (self.run_id, kind, json.dumps(data), time.time()))
 
     # -- blob ledger (see ferry.copy.BlobLedger) -------------------------------------------
 
