@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ferry.errors import DigestMismatchError, FerryError, NotFoundError, ProtocolError, UsageError
 from ferry.media import Descriptor, Manifest, parse_manifest, platform_matches
@@ -353,7 +353,14 @@ class ImageCopier:
         in parallel when the destination reference is known before the source answers)."""
         known = dst_tag or (reference if is_digest(reference) else None)
         if known:
-            root, present = await asyncio.gather(src.get_manifest(reference), dst.has_manifest(known))
+            got, held = await asyncio.gather(src.get_manifest(reference), dst.has_manifest(known),
+                                             return_exceptions=True)
+            # Both failed? Report the destination's error: a set-up problem (TLS, credentials) there
+            # concerns every image, and the answer must not depend on which reply came first.
+            for outcome in (held, got):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            root, present = cast(Manifest, got), cast("str | None", held)
         else:
             root = await src.get_manifest(reference)
             present = await dst.has_manifest(root.digest)
