@@ -98,8 +98,8 @@ class TokenServer:
                 server._handle(self)
 
             def do_POST(self) -> None:  # Harbor's token endpoint is GET only
-                server._reply(self, 405, {"errors": [{"code": "METHOD_NOT_ALLOWED"}]})
                 server._record(self, None, [], None, False, None, 405, [])
+                server._reply(self, 405, {"errors": [{"code": "METHOD_NOT_ALLOWED"}]})
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -184,15 +184,17 @@ class TokenServer:
         def done(status: int, granted: list[dict[str, Any]]) -> None:
             self._record(h, service, scopes, account, basic, username, status, granted)
 
+        # Each request is recorded before it is answered: a client may assert on it as soon as it has
+        # the answer.
         if url.path != "/token":
-            self._reply(h, 404, {"errors": [{"code": "NOT_FOUND"}]})
-            return done(404, [])
+            done(404, [])
+            return self._reply(h, 404, {"errors": [{"code": "NOT_FOUND"}]})
         if self.force_status is not None:
-            self._reply(h, self.force_status, {"errors": [{"code": "FORCED", "message": "forced by test"}]})
-            return done(self.force_status, [])
+            done(self.force_status, [])
+            return self._reply(h, self.force_status, {"errors": [{"code": "FORCED", "message": "forced by test"}]})
         if basic and (username not in self.users or self.users[username] != password):
-            self._reply(h, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
-            return done(401, [])
+            done(401, [])
+            return self._reply(h, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
         user = username if basic and username else "anonymous"
         granted = self.grant(user, scopes)
         now = dt.datetime.now(dt.UTC)
@@ -204,7 +206,8 @@ class TokenServer:
             issuer=self.issuer,
             header=self.header,
         )
-        self._reply(
+        done(200, granted)
+        return self._reply(
             h,
             200,
             {
@@ -214,7 +217,6 @@ class TokenServer:
                 "issued_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
         )
-        return done(200, granted)
 
     def _record(
         self,
