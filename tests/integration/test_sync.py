@@ -28,6 +28,10 @@ from tests.support.workloads import (
     writes,
 )
 
+#: skopeo-style sync between the plain-HTTP test registries
+SYNC_DOCKER = ("sync", "--src", "docker", "--dest", "docker", "--src-tls-verify=false", "--dest-tls-verify=false")
+SYNC_YAML = ("sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false")
+
 pytestmark = pytest.mark.integration
 
 
@@ -75,13 +79,8 @@ def test_skopeo_yaml_mirrors_every_tag_byte_for_byte_and_a_rerun_copies_nothing(
     sync_file = skopeo_yaml(tmp_path / "sync.yaml", project_source.host, w.repos)
     report = tmp_path / "report.json"
     args = (
-        "sync",
-        "--src",
-        "yaml",
-        "--dest",
-        "docker",
-        "--dest-tls-verify=false",
-        "--journal",
+        *SYNC_YAML,
+                "--journal",
         str(tmp_path / "journal.db"),
         "--report",
         str(report),
@@ -188,14 +187,8 @@ def test_docker_source_repository_copies_all_its_tags(
 ) -> None:
     w, dst = project_source.workload, registry
     run = ferry(
-        "sync",
-        "--src",
-        "docker",
-        "--dest",
-        "docker",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        "--journal",
+        *SYNC_DOCKER,
+                "--journal",
         str(tmp_path / "j.db"),
         project_source.ref("proj0/app"),
         f"{dst.host}/copy",
@@ -228,14 +221,8 @@ def test_platform_filter_rewrites_the_index(
     source_index = w.manifest(img.digest)
     report = tmp_path / "report.json"
     run = ferry(
-        "sync",
-        "--src",
-        "docker",
-        "--dest",
-        "docker",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        *flags,
+        *SYNC_DOCKER,
+                *flags,
         "--journal",
         str(tmp_path / "j.db"),
         "--report",
