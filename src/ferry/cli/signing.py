@@ -1,0 +1,53 @@
+"""skopeo's ``standalone-sign`` and ``standalone-verify``: simple signing with local files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ferry import signing
+from ferry.cli.main import app
+from ferry.errors import UsageError
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read the {what}: {e.strerror}") from None
+
+
+@app.command("standalone-sign")
+def standalone_sign(
+    manifest: Path = typer.Argument(..., metavar="MANIFEST"),
+    docker_reference: str = typer.Argument(..., metavar="DOCKER-REFERENCE"),
+    fingerprint: str = typer.Argument(..., metavar="KEY-FINGERPRINT"),
+    output: Path = typer.Option(..., "--output", "-o", metavar="SIGNATURE", help="Write the signature here."),
+    passphrase_file: Path | None = typer.Option(None, "--passphrase-file",
+                                                help="File whose first line is the key's passphrase."),
+) -> None:
+    """Sign a manifest file for a docker reference with a GPG key (containers' simple signing)."""
+    passphrase = signing.read_passphrase_file(passphrase_file)
+    signature = signing.sign(_read(manifest, "manifest"), docker_reference, fingerprint, passphrase)
+    try:
+        output.write_bytes(signature)
+    except OSError as e:
+        raise UsageError(f"{output}: cannot write the signature: {e.strerror}") from None
+
+
+@app.command("standalone-verify")
+def standalone_verify(
+    manifest: Path = typer.Argument(..., metavar="MANIFEST"),
+    docker_reference: str = typer.Argument(..., metavar="DOCKER-REFERENCE"),
+    fingerprints: str = typer.Argument(..., metavar="KEY-FINGERPRINTS",
+                                       help='Comma-separated fingerprints, or "any" with --public-key-file.'),
+    signature: Path = typer.Argument(..., metavar="SIGNATURE"),
+    public_key_file: Path | None = typer.Option(None, "--public-key-file",
+                                                help="Trust the keys in this file instead of the GPG keyring."),
+) -> None:
+    """Verify a simple signing signature of a manifest file; exit 1 when it does not verify."""
+    public_keys = _read(public_key_file, "public key file") if public_key_file is not None else None
+    verified = signing.verify(_read(signature, "signature"), _read(manifest, "manifest"), docker_reference,
+                              fingerprints.split(","), public_keys=public_keys)
+    print(f"Signature verified using fingerprint {verified.fingerprint}, digest {verified.manifest_digest}")
