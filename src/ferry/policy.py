@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ferry.errors import AuthError, ConfigError
+from ferry.errors import AuthError
+from ferry.plan.files import Format, read_document
 from ferry.refs import DEFAULT_TAG, ImageRef, RegistryRef
 
 SYSTEM_POLICY = Path("/etc/containers/policy.json")
@@ -130,36 +131,19 @@ def load(path: Path | None, insecure: bool = False) -> Policy:
 
 
 def parse(path: Path) -> PolicyFile:
+    doc = read_document(path, fmt=Format.JSON, expected="a containers policy (default, transports)")
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the policy: {e.strerror}") from None
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except ValueError as e:
-        raise ConfigError(f"{path}: invalid policy: {e}") from None
-    try:
-        return PolicyFile.model_validate(data)
+        return PolicyFile.model_validate(doc.data)
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"] if not _is_tag(x)) or "top level"
-        raise ConfigError(f"{path}: invalid policy at {where}: {first['msg']}",
-                          hint="see containers-policy.json(5)") from None
+        where = [x for x in first["loc"] if not _is_tag(x)]
+        raise doc.error(f"invalid policy: {first['msg']}", where) from None
 
 
 def _is_tag(loc: object) -> bool:
     """pydantic names the union member in an error's location; the user wrote no such key."""
     return isinstance(loc, str) and loc in {"insecureAcceptAnything", "reject", "signedBy", "signedBaseLayer",
                                             "sigstoreSigned"}
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 def policy_identity(ref: ImageRef) -> tuple[str, str, list[str]]:

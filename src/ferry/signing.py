@@ -156,7 +156,7 @@ def verify(signature: bytes, manifest: bytes, docker_reference: str, fingerprint
 
 def _parse_claim(content: bytes) -> _Claim:
     try:
-        data = json.loads(content, object_pairs_hook=_no_duplicates)
+        data = json.loads(content, object_pairs_hook=_unique_keys)
         body = _Claim.model_validate(data)
     except (ValueError, ValidationError) as e:
         detail = e.errors()[0] if isinstance(e, ValidationError) else None
@@ -167,13 +167,12 @@ def _parse_claim(content: bytes) -> _Claim:
     return body
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """containers/image refuses a claim with a key twice: which one would count is ambiguous."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a key appears twice")
+    return data
 
 
 def _valid_signer(status: dict[str, list[list[str]]]) -> tuple[str, str]:

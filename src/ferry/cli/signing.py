@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -11,11 +13,18 @@ from ferry.cli.main import app
 from ferry.errors import UsageError
 
 
-def _read(path: Path, what: str) -> bytes:
+@contextmanager
+def _file(path: Path, doing: str) -> Iterator[None]:
+    """A file that cannot be read or written is bad input: one line naming it."""
     try:
-        return path.read_bytes()
+        yield
     except OSError as e:
-        raise UsageError(f"{path}: cannot read the {what}: {e.strerror}") from None
+        raise UsageError(f"{path}: cannot {doing}: {e.strerror}") from None
+
+
+def _read(path: Path, what: str) -> bytes:
+    with _file(path, f"read the {what}"):
+        return path.read_bytes()
 
 
 @app.command("standalone-sign")
@@ -30,10 +39,8 @@ def standalone_sign(
     """Sign a manifest file for a docker reference with a GPG key (containers' simple signing)."""
     passphrase = signing.read_passphrase_file(passphrase_file)
     signature = signing.sign(_read(manifest, "manifest"), docker_reference, fingerprint, passphrase)
-    try:
+    with _file(output, "write the signature"):
         output.write_bytes(signature)
-    except OSError as e:
-        raise UsageError(f"{output}: cannot write the signature: {e.strerror}") from None
 
 
 @app.command("standalone-verify")

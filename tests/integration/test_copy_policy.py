@@ -62,4 +62,5 @@ def test_a_malformed_policy_stops_the_copy_with_exit_2(tmp_path: Path, registry:
                                        f"docker://{registry.ref('a/b:v1')}", f"docker://{registry.ref('c/d:v1')}")
     assert r.returncode == 2, r
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"ferry: {policy}: invalid policy at default.0"), r.stderr
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f'ferry: {policy}: key "default" → entry 1: invalid policy'), r.stderr
