@@ -86,7 +86,7 @@ def normalized_reference(text: str) -> str:
         raise UsageError(f"invalid docker reference {text!r}: {e.message}") from None
 
 
-def claim(manifest: bytes, docker_reference: str, *, now: int | None = None) -> bytes:
+def claim(manifest: bytes, docker_reference: str) -> bytes:
     """The JSON a signature signs: compact, keys sorted, as Go's ``json.Marshal`` of maps writes it."""
     body = {
         "critical": {
@@ -94,7 +94,7 @@ def claim(manifest: bytes, docker_reference: str, *, now: int | None = None) -> 
             "image": {"docker-manifest-digest": manifest_digest(manifest)},
             "identity": {"docker-reference": docker_reference},
         },
-        "optional": {"creator": f"ferry {__version__}", "timestamp": int(time.time()) if now is None else now},
+        "optional": {"creator": f"ferry {__version__}", "timestamp": int(time.time())},
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 

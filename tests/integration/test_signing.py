@@ -175,3 +175,25 @@ def test_a_signature_that_does_not_match_fails_with_one_line(tmp_path: Path, key
     r = FerryCLI(tmp_path / "cli", env=keyring.env).run("standalone-verify", str(manifest), reference, fingerprint,
                                                         str(sig))
     _one_line_failure(r, 1, *words)
+
+
+def test_a_public_key_file_replaces_the_keyring(tmp_path: Path, keyring: Keyring, manifest: Path) -> None:
+    sig = tmp_path / "skopeo.sig"
+    made = keyring.skopeo("standalone-sign", str(manifest), REFERENCE, keyring.fingerprint, "-o", str(sig))
+    assert made.returncode == 0, made.stderr
+    public = tmp_path / "public.gpg"
+    public.write_bytes(subprocess.run(["gpg", "--homedir", str(keyring.home), "--export", keyring.fingerprint],
+                                      check=True, capture_output=True).stdout)
+    empty = Path(tempfile.mkdtemp(prefix="fe-", dir="/tmp"))  # a keyring without the key: the file must do
+    empty.chmod(0o700)
+    try:
+        cli = FerryCLI(tmp_path / "cli", env={"GNUPGHOME": str(empty)})
+        args = [str(manifest), REFERENCE, "any", str(sig)]
+        r = cli.run("standalone-verify", "--public-key-file", str(public), *args)
+        assert r.returncode == 0, r
+        assert r.out == f"Signature verified using fingerprint {keyring.fingerprint}, digest {_digest(manifest)}\n"
+        _one_line_failure(cli.run("standalone-verify", *args), 2, "any", "public key file")
+        r = cli.run("standalone-verify", str(manifest), REFERENCE, keyring.fingerprint, str(sig))
+        _one_line_failure(r, 1, "public key is not in the keyring")
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)

@@ -54,7 +54,8 @@ def standalone_verify(
                                                 help="Trust the keys in this file instead of the GPG keyring."),
 ) -> None:
     """Verify a simple signing signature of a manifest file; exit 1 when it does not verify."""
+    manifest_bytes, signature_bytes = _read(manifest, "manifest"), _read(signature, "signature")
     public_keys = _read(public_key_file, "public key file") if public_key_file is not None else None
-    verified = signing.verify(_read(signature, "signature"), _read(manifest, "manifest"), docker_reference,
-                              fingerprints.split(","), public_keys=public_keys)
+    verified = signing.verify(signature_bytes, manifest_bytes, docker_reference, fingerprints.split(","),
+                              public_keys=public_keys)
     print(f"Signature verified using fingerprint {verified.fingerprint}, digest {verified.manifest_digest}")
