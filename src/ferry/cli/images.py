@@ -41,9 +41,14 @@ def copy(
                                     help="Accepted for skopeo compatibility: every platform is copied by default."),
     force: p.Force = False,
     quiet: p.Quiet = False,
+    policy_file: Path | None = typer.Option(None, "--policy", help="containers policy.json the source must satisfy."),
+    insecure_policy: bool = typer.Option(False, "--insecure-policy", help="Accept any source, whatever the policy."),
 ) -> None:
     """Copy an image (all platforms, digests preserved) between registries and local layouts."""
     src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
+    from ferry import policy  # pydantic: not imported by the other everyday commands
+
+    policy.check(policy.load(policy_file, insecure_policy), src_ref)
     if platform is not None:
         parse_platform(platform)
     src_side = Side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-", "FERRY_SRC_PASSWORD")
