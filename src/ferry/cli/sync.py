@@ -14,10 +14,10 @@ from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, parse_bool
 from ferry.cli.progress import make_events, stderr_console
 from ferry.connect import Connections
-from ferry.copy import filter_platforms
 from ferry.engine import Engine, EngineOptions
 from ferry.errors import FerryError, RunFailedError, UsageError
 from ferry.journal import JobRecord, Journal, default_path
+from ferry.media import filter_platforms
 from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
 from ferry.plan.inventory import Expected, bounded_map
