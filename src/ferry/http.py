@@ -260,8 +260,8 @@ class RegistryHTTP:
                 resp.release()
 
         def give_up(exc: BaseException, failure: Failure) -> FerryError:
-            return NetworkError(f"{self.registry}: {method} {what or path}: the answer was cut short "
-                                f"{budget.made} times: {describe(exc)}",
+            return NetworkError(f"{self.registry}: {method} {what or path}: the answer was cut short after "
+                                f"{budget.made} attempts: {describe(exc)}",
                                 hint="is the registry (or a proxy in front of it) overloaded?")
 
         return await retrying(attempt, budget, f"{method} {what or path}: answer cut short", give_up)
@@ -275,7 +275,7 @@ class RegistryHTTP:
         budget = self.attempts()
 
         def give_up(exc: BaseException, failure: Failure) -> FerryError:
-            return NetworkError(f"{self.registry}: GET {what or path} was cut short {budget.made} times: "
+            return NetworkError(f"{self.registry}: GET {what or path} was cut short after {budget.made} attempts: "
                                 f"{describe(exc)}", hint="is the registry (or a proxy) overloaded?")
 
         while True:
