@@ -227,9 +227,10 @@ class RegistryClient:
         if desc.size >= 0:
             headers["Content-Length"] = str(desc.size)
         # An interrupted PUT leaves its upload session in an unknown state: each retry starts a new one.
-        attempt = 0
+        # The budget is the PUT's: the POST that opens a session retries on its own (no request is
+        # retried by two loops, so attempts never multiply).
+        attempts = self.http.attempts()
         while True:
-            attempt += 1
             if location is None:
                 location = await self.start_upload(repo)
             try:
@@ -241,16 +242,16 @@ class RegistryClient:
                 resp.release()
                 return
             except NetworkError:
-                if attempt >= self.http.retry.attempts:
+                if not attempts.left:
                     raise
                 location = None
-                await self.http.backoff(attempt, None, f"blob upload {desc.digest} interrupted")
+                await attempts.again(f"blob upload {desc.digest} interrupted")
 
     async def _upload_chunked(self, repo: str, desc: Descriptor, open_stream: OpenStream,
                               location: str | None) -> None:
         what = f"blob upload {repo}@{desc.digest}"
         offset = 0
-        attempt = 0
+        attempts = self.http.attempts()
         while True:
             if location is None:
                 location, offset = await self.start_upload(repo), 0
@@ -266,10 +267,9 @@ class RegistryClient:
                 resp.release()
                 return
             except NetworkError as err:
-                attempt += 1
-                if attempt >= self.http.retry.attempts:
+                if not attempts.left:
                     raise
-                await self.http.backoff(attempt, None, f"{what} interrupted ({err.message})")
+                await attempts.again(f"{what} interrupted ({err.message})")
                 offset = await self.upload_offset(repo, location)
                 if offset is None:
                     location = None  # the registry dropped the session (a partial chunk reached it)
