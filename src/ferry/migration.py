@@ -14,12 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ferry.auth import credentials
+from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
 from ferry.harbor import HarborAPI, Project, User
 from ferry.journal import Journal
-from ferry.plan.inventory import MigrationPlan, Selection, bounded_map, catalog_inventory, harbor_inventory
+from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.verify import Mismatch, verify
 

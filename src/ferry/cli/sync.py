@@ -13,6 +13,7 @@ from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, parse_bool
 from ferry.cli.progress import make_events, stderr_console
+from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.copy import filter_platforms
 from ferry.engine import Engine, EngineOptions
@@ -20,7 +21,7 @@ from ferry.errors import FerryError, RunFailedError, UsageError
 from ferry.journal import JobRecord, Journal, default_path
 from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
-from ferry.plan.inventory import Expected, bounded_map
+from ferry.plan.inventory import Expected
 from ferry.plan.model import AccessMap, Job, PlatformFilter, Rule
 from ferry.refs import RegistryRef, parse_repository
 from ferry.report import print_failures, run_payload, summary_table, write_report
