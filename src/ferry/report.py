@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.engine import RunResult
+from ferry.journal import JobStatus
 
 if TYPE_CHECKING:  # rich costs start-up time; the everyday commands print no tables
     from rich.console import Console
@@ -26,9 +27,9 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
     seconds = max(result.seconds, 1e-9)
     return {
         "jobs": len(result.records),
-        "copied": result.count("copied"),
-        "skipped": result.count("skipped"),
-        "failed": result.count("failed"),
+        "copied": result.count(JobStatus.COPIED),
+        "skipped": result.count(JobStatus.SKIPPED),
+        "failed": result.count(JobStatus.FAILED),
         "bytes": result.bytes,
         "seconds": round(result.seconds, 3),
         "bytes_per_second": round(result.bytes / seconds),

@@ -12,7 +12,7 @@ from ferry.cli.options import parse_bool, warn_argv_password
 from ferry.cli.progress import make_events, stderr_console
 from ferry.engine import EngineOptions
 from ferry.errors import RunFailedError
-from ferry.journal import Journal, default_path
+from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
 from ferry.report import human_bytes, print_failures, summary_table, write_report
@@ -61,8 +61,8 @@ def _project_table(outcome: MigrationOutcome, title: str) -> Table:
         table.add_row(
             po.name, po.destination, po.action + (" (differs)" if po.differences else ""),
             str(len(outcome.plan.repositories.get(po.name, []))), str(n_expected),
-            str(sum(r.status == "copied" for r in recs)), str(sum(r.status == "skipped" for r in recs)),
-            str(sum(r.status == "failed" for r in recs)), human_bytes(sum(r.bytes for r in recs)), verified,
+            str(sum(r.status is JobStatus.COPIED for r in recs)), str(sum(r.status is JobStatus.SKIPPED for r in recs)),
+            str(sum(r.status is JobStatus.FAILED for r in recs)), human_bytes(sum(r.bytes for r in recs)), verified,
         )
     return table
 

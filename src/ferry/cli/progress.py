@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Column
 
 from ferry.engine import NoRunEvents
-from ferry.journal import JobRecord
+from ferry.journal import JobRecord, JobStatus
 from ferry.media import Descriptor
 from ferry.plan.model import Job
 from ferry.report import human_bytes
@@ -49,7 +49,7 @@ class LogEvents(QuietEvents):
             self._seen.add(job.key)
             self.done += 1
         stamp = time.strftime("%H:%M:%S")
-        if record.status == "failed":
+        if record.status is JobStatus.FAILED:
             attempt = f" (retry {record.retries})" if record.retries else ""
             line = (f"{stamp} [{self.done}/{self.total}] FAILED{attempt} {job.source} -> {job.destination}: "
                     f"{record.error}")
@@ -102,7 +102,7 @@ class RichEvents(QuietEvents):
         if job.key not in self._seen:
             self._seen.add(job.key)
             self.done += 1
-        if record.status != "failed":
+        if record.status is not JobStatus.FAILED:
             self._failed.discard(job.key)
         else:
             self._failed.add(job.key)
