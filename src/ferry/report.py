@@ -15,14 +15,6 @@ if TYPE_CHECKING:  # rich costs start-up time; the everyday commands print no ta
     from rich.table import Table
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def summary_dict(result: RunResult) -> dict[str, Any]:
     seconds = max(result.seconds, 1e-9)
     return {
@@ -39,6 +31,7 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
 
 
 def summary_table(result: RunResult, title: str = "ferry") -> Table:
+    from rich.filesize import decimal
     from rich.table import Table
 
     s = summary_dict(result)
@@ -46,8 +39,8 @@ def summary_table(result: RunResult, title: str = "ferry") -> Table:
     for col in ("copied", "skipped (identical)", "failed", "bytes moved", "duration", "rate", "requests"):
         table.add_column(col, justify="right")
     table.add_row(
-        str(s["copied"]), str(s["skipped"]), str(s["failed"]), human_bytes(s["bytes"]),
-        f"{s['seconds']:.1f} s", f"{human_bytes(s['bytes_per_second'])}/s", str(s["requests"]),
+        str(s["copied"]), str(s["skipped"]), str(s["failed"]), decimal(s["bytes"]),
+        f"{s['seconds']:.1f} s", f"{decimal(s['bytes_per_second'])}/s", str(s["requests"]),
     )
     return table
 

@@ -6,6 +6,7 @@ import sys
 import time
 
 from rich.console import Console, Group
+from rich.filesize import decimal
 from rich.live import Live
 from rich.progress import (
     BarColumn,
@@ -24,7 +25,6 @@ from ferry.engine import NoRunEvents
 from ferry.journal import JobRecord, JobStatus
 from ferry.media import Descriptor
 from ferry.plan.model import Job
-from ferry.report import human_bytes
 
 
 class QuietEvents(NoRunEvents):
@@ -55,7 +55,7 @@ class LogEvents(QuietEvents):
                     f"{record.error}")
         else:
             line = (f"{stamp} [{self.done}/{self.total}] {record.status} {job.source} -> {job.destination} "
-                    f"{record.digest} {human_bytes(record.bytes)} {record.seconds:.2f}s")
+                    f"{record.digest} {decimal(record.bytes)} {record.seconds:.2f}s")
         print(line, file=self.stream, flush=True)
 
 
