@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ferry.access import Access, AccessMap
 from ferry.http import HTTPPool, RetryPolicy
-from ferry.plan.model import Access, AccessMap
 from ferry.refs import ImageRef, PathRef, RegistryRef
 from ferry.transports.base import Destination, Source
 from ferry.transports.registry import RegistryClient, Repository

@@ -23,9 +23,9 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
 
+from ferry.access import Access
 from ferry.auth.challenge import Challenge, TokenCache, parse_challenge
 from ferry.errors import AuthError, FerryError, NetworkError, NotFoundError, ProtocolError
-from ferry.plan.model import Access
 
 log = logging.getLogger("ferry.http")
 
