@@ -341,3 +341,31 @@ def test_records_is_accepted_with_a_note(index_source: str, registry: Registry, 
                           "journal remembers what each destination holds")
     assert not records.exists()
     assert digest_at(registry, "synced/multi:v1") == digest_at(registry, "img/multi:v1")
+
+
+def test_registries_d_lookaside_is_named_as_not_copied(index_source: str, registry: Registry, tmp_path: Path) -> None:
+    """A source whose simple signatures live in a lookaside (registries.d): the copy says they stay
+    behind; another registry's lookaside, or none, says nothing. The image is copied either way."""
+    configured, other = tmp_path / "registries.d", tmp_path / "other.d"
+    configured.mkdir()
+    other.mkdir()
+    (configured / "default.yaml").write_text(
+        f"docker:\n  {registry.host}/img:\n    lookaside: file:///var/lib/containers/sigstore\n")
+    (other / "default.yaml").write_text("docker:\n  elsewhere.example:\n    sigstore: https://sigs.example\n")
+    cli = FerryCLI(tmp_path / "cli")
+    warned, quiet, missing = cli.run_many([
+        ["copy", "-q", "--registries.d", str(configured), *INSECURE, index_source,
+         f"docker://{registry.ref('sig/warned:v1')}"],
+        ["--registries.d", str(other), "copy", "-q", *INSECURE, index_source,
+         f"docker://{registry.ref('sig/quiet:v1')}"],
+        ["--registries.d", str(tmp_path / "nowhere"), "copy", index_source, f"dir:{tmp_path / 'x'}"],
+    ])
+    assert ok(warned).lines == [
+        f"ferry: warning: {configured} puts signatures of {registry.host}/img/multi in a lookaside "
+        "(file:///var/lib/containers/sigstore); ferry copies the signatures kept in the registry (cosign tags, "
+        "OCI referrers), not lookaside ones"]
+    assert ok(quiet).stderr == ""
+    assert digest_at(registry, "sig/warned:v1") == digest_at(registry, "sig/quiet:v1") == digest_at(
+        registry, "img/multi:v1")
+    assert missing.returncode == 2, missing
+    assert missing.error == f"ferry: --registries.d {tmp_path / 'nowhere'}: no such directory"

@@ -13,6 +13,7 @@ from ferry.access import Access, Credential
 from ferry.auth import credentials
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
+from ferry.cli.lookaside import warn_uncopied_signatures
 from ferry.cli.options import access_map, parse_bool, side, warn_argv_password
 from ferry.connect import Connections
 from ferry.copy import ImageCopier, parse_platform, select_platform
@@ -52,6 +53,7 @@ def copy(
     dst_side = side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-")
     amap = access_map((src_ref, src_side), (dst_ref, dst_side))
     state.policy.check(src_ref, dst_ref)
+    warn_uncopied_signatures(state.registries_d, src_ref)
 
     async def go() -> None:
         conns = Connections(amap)

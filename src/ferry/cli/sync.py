@@ -10,6 +10,7 @@ import typer
 from ferry.access import AccessMap
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
+from ferry.cli.lookaside import warn_uncopied_signatures
 from ferry.cli.options import parse_bool, side
 from ferry.cli.progress import LogEvents, make_events, stderr_console
 from ferry.engine import EngineOptions
@@ -99,6 +100,8 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
         plan = await sync.plan()
         for job in plan.jobs:
             state.policy.check(job.source, job.destination)
+        for repository in {job.source.repo_ref(): None for job in plan.jobs}:
+            warn_uncopied_signatures(state.registries_d, repository)
         if dry_run:
             _print_dry_run(plan, await sync.pending(plan))
             return
