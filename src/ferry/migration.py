@@ -17,7 +17,8 @@ from ferry.auth.side import Side
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
-from ferry.harbor import HarborAPI, Project, User
+from ferry.harbor.client import HarborAPI, User
+from ferry.harbor.projects import Project, create_project, get_project, storage_limits
 from ferry.journal import Journal
 from ferry.plan.inventory import MigrationPlan, Selection, bounded_map, catalog_inventory, harbor_inventory
 from ferry.verify import Mismatch, verify
@@ -181,15 +182,15 @@ class Migration:
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
         sel = self.options.selection
-        src_limits = await self.src_api.storage_limits() if src_harbor and dst_harbor else {}
-        dst_limits = await self.dst_api.storage_limits() if dst_harbor else {}
+        src_limits = await storage_limits(self.src_api) if src_harbor and dst_harbor else {}
+        dst_limits = await storage_limits(self.dst_api) if dst_harbor else {}
 
         async def plan(p: Project) -> ProjectOutcome:
             limit = src_limits.get(p.name)
             po = ProjectOutcome(p.name, sel.project_map.get(p.name, p.name), p.public, limit, "plain registry")
             if not dst_harbor:
                 return po
-            existing = await self.dst_api.project(po.destination)
+            existing = await get_project(self.dst_api, po.destination)
             if existing is None:
                 po.action = "create"
                 return po
@@ -217,8 +218,8 @@ class Migration:
     async def create_projects(self, outcome: MigrationOutcome) -> None:
         for po in outcome.projects:
             if po.action == "create":
-                created = await self.dst_api.create_project(po.destination, public=po.public,
-                                                            storage_limit=po.storage_limit)
+                created = await create_project(self.dst_api, po.destination, public=po.public,
+                                               storage_limit=po.storage_limit)
                 po.action = "created" if created else "exists"
 
     async def dry_run(self, outcome: MigrationOutcome) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 from ferry.access import AccessMap
 from ferry.auth.side import Side
 from ferry.connect import Connections
-from ferry.copy import filter_platforms
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import FerryError, UsageError
 from ferry.journal import JobRecord, Journal
+from ferry.media import filter_platforms
 from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
 from ferry.plan.inventory import Expected, bounded_map

@@ -309,7 +309,6 @@ def test_insecure_policy_and_policy_are_accepted(index_source: str, registry: Re
 
 def test_policy_reject_refuses_the_copy_and_insecure_policy_overrides_it(
         index_source: str, registry: Registry, tmp_path: Path) -> None:
-    pytest.importorskip("ferry.policy", reason="the policy.json evaluator (issue 16) is not merged yet")
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"default": [{"type": "reject"}]}))
     cli = FerryCLI(tmp_path / "cli")
@@ -322,7 +321,7 @@ def test_policy_reject_refuses_the_copy_and_insecure_policy_overrides_it(
     ])
     for r in (refused, synced):
         assert r.returncode == 3, r
-        assert r.error.startswith("ferry: ") and len(r.lines) == 1, r
+        assert r.lines == [f"ferry: policy rejects {index_source}: default in {policy} is reject"], r
     assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.ref('p/refused:v1')}",
                   check=False).returncode != 0
     ok(allowed)

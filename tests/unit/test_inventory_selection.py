@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.errors import UsageError
-from ferry.harbor import encode_repo
+from ferry.harbor.client import encode_repo
 from ferry.plan.inventory import Selection, parse_maps
 
 

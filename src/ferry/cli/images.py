@@ -16,9 +16,9 @@ from ferry.cli.app import app, run_async, state
 from ferry.cli.lookaside import warn_uncopied_signatures
 from ferry.cli.options import access_map, parse_bool, side, warn_argv_password
 from ferry.connect import Connections
-from ferry.copy import ImageCopier, parse_platform, select_platform
+from ferry.copy import ImageCopier
 from ferry.errors import NotFoundError, UsageError
-from ferry.media import manifest_digest, schema1_config
+from ferry.media import manifest_digest, parse_platform, schema1_config, select_platform
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
 from ferry.report import human_bytes
 
@@ -52,7 +52,7 @@ def copy(
     src_side = side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-")
     dst_side = side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-")
     amap = access_map((src_ref, src_side), (dst_ref, dst_side))
-    state.policy.check(src_ref, dst_ref)
+    state.policy.check(src_ref)
     warn_uncopied_signatures(state.registries_d, src_ref)
 
     async def go() -> None:

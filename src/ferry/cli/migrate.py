@@ -105,7 +105,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         outcome = await migration.prepare()
         if not options.verify_only:
             for job in outcome.plan.jobs:
-                state.policy.check(job.source, job.destination)
+                state.policy.check(job.source)
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)

@@ -99,7 +99,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
     try:
         plan = await sync.plan()
         for job in plan.jobs:
-            state.policy.check(job.source, job.destination)
+            state.policy.check(job.source)
         for repository in {job.source.repo_ref(): None for job in plan.jobs}:
             warn_uncopied_signatures(state.registries_d, repository)
         if dry_run:

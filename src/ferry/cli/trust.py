@@ -3,25 +3,28 @@ ask :meth:`TrustPolicy.check` for every source image before anything is copied."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ferry.refs import ImageRef
 
+if TYPE_CHECKING:
+    from ferry.policy import Policy
 
-@dataclass(frozen=True, slots=True)
+
 class TrustPolicy:
-    """The policy file given with ``--policy`` (none: every image is accepted) and ``--insecure-policy``."""
+    """The global policy options; the policy file is read once, at the first image checked."""
 
-    path: str | None = None
-    insecure: bool = False
+    def __init__(self, path: str | None = None, insecure: bool = False) -> None:
+        self.path = path
+        self.insecure = insecure
+        self._loaded: Policy | None = None
 
-    def check(self, source: ImageRef, destination: ImageRef) -> None:
-        """Raise (``AuthError``, exit 3) when the policy refuses copying ``source`` to ``destination``.
+    def check(self, source: ImageRef) -> None:
+        """Raise (``AuthError``, exit 3) when the policy refuses ``source`` (:func:`ferry.policy.load`
+        says which policy applies when ``--policy`` is not given)."""
+        from ferry import policy  # pydantic: imported only by the commands that copy
 
-        Without ``--policy`` ferry reads no policy and accepts every image: skopeo would read
-        /etc/containers/policy.json and refuse to run without one (docs/decisions.md)."""
-        if self.path is None:
-            return
-        from ferry import policy  # the policy.json evaluator, imported only when a policy is given
-
-        policy.check(self.path, self.insecure, source, destination)
+        if self._loaded is None:
+            self._loaded = policy.load(Path(self.path) if self.path else None, self.insecure)
+        policy.check(self._loaded, source)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ferry.errors import UsageError
-from ferry.harbor import Artifact, HarborAPI, Project
+from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
+from ferry.harbor.client import HarborAPI
+from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
 from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
@@ -141,13 +143,13 @@ async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[st
 
 async def harbor_inventory(api: HarborAPI, client: RegistryClient, dst_reg: str, sel: Selection) -> MigrationPlan:
     """Projects, repositories and artifacts through Harbor's API; ``client`` is the same Harbor's registry."""
-    projects = [p for p in await api.projects() if sel.project_selected(p.name)]
+    projects = [p for p in await list_projects(api) if sel.project_selected(p.name)]
     plan = MigrationPlan(projects=projects, source_is_harbor=True)
-    repos_by_project = await bounded_map(api.repositories, [p.name for p in projects])
+    repos_by_project = await bounded_map(lambda name: list_repositories(api, name), [p.name for p in projects])
     for p, repos in zip(projects, repos_by_project, strict=True):
         plan.repositories[p.name] = [r for r in repos if sel.repo_selected(r)]
     all_repos = [(p, r) for p in plan.repositories for r in plan.repositories[p]]
-    artifacts = await bounded_map(lambda pr: api.artifacts(pr[1]), all_repos)
+    artifacts = await bounded_map(lambda pr: list_artifacts(api, pr[1]), all_repos)
     with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
                         for (_p, r), arts in zip(all_repos, artifacts, strict=True)]
     with_accessories = [(r, accs) for r, accs in with_accessories if accs]

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import quote, urljoin
 
 from ferry.errors import DigestMismatchError, FerryError, NetworkError, NotFoundError, ProtocolError
 from ferry.http import RegistryHTTP
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
+from ferry.transports.base import BlobsMissingError, OpenStream
 
 CHUNK = 1024 * 1024
 #: Blobs this large are uploaded in PATCH chunks that an interrupted transfer can resume from.
 CHUNKED_MIN = 128 * 1024 * 1024
-UPLOAD_CHUNK = 64 * 1024 * 1024  # a multiple of copy.CHECKPOINT, so resume offsets have a hash state
-#: Opens a verified stream of a blob's bytes from an offset (0 for the whole blob).
-OpenStream = Callable[[int], AsyncIterator[bytes]]
+UPLOAD_CHUNK = 64 * 1024 * 1024  # a multiple of copy.BlobOpener.CHECKPOINT, so resume offsets have a hash state
 log = logging.getLogger("ferry.registry")
 
 
@@ -122,11 +121,16 @@ class RegistryClient:
             return None
 
     async def put_manifest(self, repo: str, reference: str, manifest: Manifest) -> None:
-        resp = await self.http.request(
-            "PUT", f"/v2/{repo}/manifests/{reference}", scopes=push_scope(repo),
-            headers={"Content-Type": manifest.media_type}, body=manifest.raw, ok=(201, 200, 202),
-            what=f"manifest upload {repo}:{reference}",
-        )
+        try:
+            resp = await self.http.request(
+                "PUT", f"/v2/{repo}/manifests/{reference}", scopes=push_scope(repo),
+                headers={"Content-Type": manifest.media_type}, body=manifest.raw, ok=(201, 200, 202),
+                what=f"manifest upload {repo}:{reference}",
+            )
+        except FerryError as e:
+            if e.code != "MANIFEST_BLOB_UNKNOWN":
+                raise
+            raise BlobsMissingError(e.message, hint=e.hint) from e
         resp.release()
         stored = resp.headers.get("Docker-Content-Digest")
         if stored and stored.startswith("sha256:") and stored != manifest.digest:
@@ -334,6 +338,8 @@ class RegistryClient:
 
 class Repository:
     """One repository: a Source and a Destination for the copy algorithm."""
+
+    verifies_blobs = False  # the registry checks the digest only once the whole blob is in
 
     def __init__(self, client: RegistryClient, name: str) -> None:
         self.client = client
