@@ -57,12 +57,9 @@ def harbors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harbors]:
     """A source Harbor whose public ``library`` project holds one image of each shape."""
     work = tmp_path_factory.mktemp("dropin")
     lay = im.Layout(work / "layout")
-    digests = {
-        "docker-schema2": im.docker_schema2_image(lay, "docker-schema2", seed=11),
-        "oci-image": im.oci_image(lay, "oci-image", seed=12),
-        "oci-index": im.oci_index(lay, "oci-index", seed=13),
-        "docker-list": im.docker_manifest_list(lay, "docker-list", seed=14),
-    }
+    builders = (im.docker_schema2_image, im.oci_image, im.oci_index, im.docker_manifest_list)
+    digests = {name: build(lay, name, seed=11 + i)
+               for i, (name, build) in enumerate(zip(IMAGES, builders, strict=True))}
     with HarborServer(work / "source") as source:
         amd64 = {}
         for name in IMAGES:
