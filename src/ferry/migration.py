@@ -8,13 +8,13 @@ copied by the engine, accessories after their subjects; then every selected tag 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from ferry.auth import credentials
+from ferry.access import Access, AccessMap
+from ferry.auth.side import Side
 from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
@@ -23,7 +23,6 @@ from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
 from ferry.journal import Journal
 from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
-from ferry.plan.model import Access, AccessMap, Credential
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -53,23 +52,13 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class SideOptions:
-    url: str
-    creds: str | None = None
-    tls_verify: bool = True
-    cert_dir: str | None = None
-    password_env: str = ""
+    """One side of a migration: its URL and the options that say how to reach it."""
 
-    def access(self, endpoint: Endpoint, authfile: str | None) -> Access:
-        cred: Credential | None
-        if self.creds:
-            cred = credentials.parse_creds(self.creds, password_env=self.password_env)
-        else:
-            cred = credentials.lookup(endpoint.host, "", authfile)
-            if cred is None and os.environ.get(self.password_env):
-                raise UsageError(f"{self.password_env} is set but no user name is given",
-                                 hint="add --src-creds USER / --dest-creds USER")
-        return Access(credential=cred, tls_verify=self.tls_verify and not endpoint.plain_http,
-                      cert_dir=self.cert_dir, plain_http=endpoint.plain_http)
+    url: str
+    side: Side = field(default_factory=Side)
+
+    def access(self, endpoint: Endpoint) -> Access:
+        return self.side.access(endpoint.host, plain_http=endpoint.plain_http)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +66,6 @@ class MigrationOptions:
     source: SideOptions
     destination: SideOptions
     selection: Selection = field(default_factory=Selection)
-    authfile: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     dry_run: bool = False
     verify_only: bool = False
@@ -158,8 +146,8 @@ class Migration:
         self.dst = Endpoint.parse(options.destination.url, "destination")
         if self.src == self.dst:
             raise UsageError("source and destination are the same registry")
-        src_access = options.source.access(self.src, options.authfile)
-        dst_access = options.destination.access(self.dst, options.authfile)
+        src_access = options.source.access(self.src)
+        dst_access = options.destination.access(self.dst)
         self.conns = Connections(AccessMap(entries={self.src.host: src_access, self.dst.host: dst_access}),
                                  connections=max(16, options.engine.blob_concurrency * 2))
         self.src_api = HarborAPI(self.conns.client(self.src.host).http)

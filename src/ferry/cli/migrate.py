@@ -8,8 +8,8 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from ferry.cli import params as p
-from ferry.cli.main import app, run_async
-from ferry.cli.options import parse_bool, warn_argv_password
+from ferry.cli.app import app, run_async, state
+from ferry.cli.options import side
 from ferry.cli.progress import make_events, stderr_console
 from ferry.engine import EngineOptions
 from ferry.errors import RunFailedError
@@ -24,17 +24,13 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
              force: bool = False, dry_run: bool = False, verify_only: bool = False) -> MigrationOptions:
-    for flag, value in (("--src-creds", src_creds), ("--dest-creds", dest_creds)):
-        if value and ":" in value:
-            warn_argv_password(flag)
+    state.refuse_override("migrate" if not verify_only else "verify",
+                          "a migration keeps every platform and digest: drop the --override-* options")
     return MigrationOptions(
-        source=SideOptions(src_url, src_creds, parse_bool(src_tls_verify, "--src-tls-verify"), src_cert_dir,
-                           "FERRY_SRC_PASSWORD"),
-        destination=SideOptions(dst_url, dest_creds, parse_bool(dest_tls_verify, "--dest-tls-verify"),
-                                dest_cert_dir, "FERRY_DEST_PASSWORD"),
+        source=SideOptions(src_url, side(src_creds, src_tls_verify, src_cert_dir, authfile, "src-")),
+        destination=SideOptions(dst_url, side(dest_creds, dest_tls_verify, dest_cert_dir, authfile, "dest-")),
         selection=Selection(tuple(project), tuple(exclude_project), tuple(repo), tuple(tag), tuple(exclude_tag),
                             include_untagged, parse_maps(map_)),
-        authfile=authfile,
         engine=EngineOptions(proc=proc, retries=retries, force=force),
         dry_run=dry_run,
         verify_only=verify_only,
@@ -108,6 +104,9 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
     migration = Migration(options, journal=journal, events=total_events)
     try:
         outcome = await migration.prepare()
+        if not options.verify_only:
+            for job in outcome.plan.jobs:
+                state.policy.check(job.source)
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
