@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import API, PROJECT_NAME, ROLES, HarborError, forbidden, ts, unauthorized
+from tests.support.harbor.metadata import update_project
 from tests.support.harbor.model import Caller, HarborProject
 from tests.support.harbor.query import bool_param, match, page, paging, parse_q, sort_key, sorted_rows
 from tests.support.harbor.routes import Route
@@ -17,25 +18,36 @@ if TYPE_CHECKING:
     from tests.support.harbor.server import HarborServer
 
 
+def allowlist_json(
+    list_id: int, project_id: int, items: list[str], expires: int | None, created: float, updated: float
+) -> dict[str, Any]:
+    """Swagger ``CVEAllowlist`` (``expires_at`` omitted when it never expires)."""
+    out: dict[str, Any] = {
+        "creation_time": ts(created),
+        "id": list_id,
+        "items": [{"cve_id": c} for c in items] or None,
+        "project_id": project_id,
+        "update_time": ts(updated),
+    }
+    if expires is not None:
+        out["expires_at"] = expires
+    return out
+
+
 def project_json(srv: HarborServer, p: HarborProject, caller: Caller, repo_count: int | None = None) -> dict[str, Any]:
     role = caller.role(p)
     out: dict[str, Any] = {
         "creation_time": ts(p.created),
         "current_user_role_ids": [role] if role else None,
-        "cve_allowlist": {
-            "creation_time": ts(p.created),
-            "id": p.project_id,
-            "items": [],
-            "project_id": p.project_id,
-            "update_time": ts(p.created),
-        },
+        "cve_allowlist": allowlist_json(p.project_id, p.project_id, p.cve_allowlist, p.cve_allowlist_expires,
+                                        p.created, p.updated or p.created),
         "metadata": dict(p.metadata),
         "name": p.name,
         "owner_id": p.owner.user_id,
         "owner_name": p.owner.username,
         "project_id": p.project_id,
         "repo_count": len(srv.repo_names(p.name)) if repo_count is None else repo_count,
-        "update_time": ts(p.created),
+        "update_time": ts(p.updated or p.created),
     }
     if role:
         out["current_user_role_id"] = role
@@ -163,6 +175,7 @@ ROUTES = [
     }),
     Route("projects/{project}", {
         "GET": lambda srv, call: get_project(srv, call.params["project"], call.caller, is_name=call.is_name),
+        "PUT": update_project,
         "DELETE": lambda srv, call: delete_project(srv, call.params["project"], call.caller, is_name=call.is_name),
     }),
 ]
