@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.errors import NotFoundError
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.resource import BaseKind, CannotApply, Context, Item, Place
 
@@ -20,7 +21,11 @@ class Manual(BaseKind):
         self.why = why
 
     async def read(self, api: HarborAPI, place: Place) -> dict[str, Item]:
-        return {str(x.get("name")): Item({}) async for x in api.list(self.path)}
+        """The objects by name; none where the Harbor does not have the feature (404)."""
+        try:
+            return {str(x.get("name")): Item({}) async for x in api.list(self.path)}
+        except NotFoundError:
+            return {}
 
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:

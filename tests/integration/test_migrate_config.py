@@ -1,0 +1,386 @@
+"""``ferry migrate`` moves a Harbor's configuration, not only its images (issue 10).
+
+The source is one Harbor test server per module, its configuration written through its Harbor API
+(never by ferry): members with every kind of role, project and system robots, a retention policy,
+an immutable tag rule, global and project labels (one on an artifact), a webhook with an auth
+header, a repository description, project settings and CVE allowlists. Each test migrates into a
+fresh destination with the real ``ferry`` command and reads both Harbors back through their API,
+normalised by this module (not by ferry), to compare them object by object.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.cli import FerryCLI, FerryResult
+from tests.support.harbor import API, HarborServer
+from tests.support.harbor_seed import HarborSeeder
+
+pytest_plugins = ["tests.support.harbor_fixtures"]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
+    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+]
+
+Factory = Callable[..., HarborServer]
+CI_SECRET = "CiSecret2026x"  # the source robot's secret the pipelines know
+HOOK_HEADER = "Bearer hook-Secret-42"
+USERS = {"alice": "Alice12345", "bob": "Bob123456", "carol": "Carol12345"}
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+# --------------------------------------------------------------------------------------------
+# the Harbor API, as admin
+# --------------------------------------------------------------------------------------------
+
+
+def call(server: HarborServer, method: str, path: str, body: Any = None,
+         creds: tuple[str, str] | None = None) -> tuple[int, Any]:
+    auth = base64.b64encode(":".join(creds or server.admin_creds).encode()).decode()
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.url + API + path, data=data, method=method,
+                                 headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw.strip() else None
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def ok(server: HarborServer, method: str, path: str, body: Any = None) -> Any:
+    status, answer = call(server, method, path, body)
+    assert status in (200, 201), (method, path, status, answer)
+    return answer
+
+
+def listing(server: HarborServer, path: str) -> list[dict[str, Any]]:
+    sep = "&" if "?" in path else "?"
+    return ok(server, "GET", f"{path}{sep}page=1&page_size=100")
+
+
+def project_id(server: HarborServer, name: str) -> int:
+    return int(ok(server, "GET", f"/projects/{name}")["project_id"])
+
+
+def api_writes(server: HarborServer) -> list[str]:
+    return [f"{r.method} {r.path}" for r in list(server.request_log) if r.method in WRITES]
+
+
+# --------------------------------------------------------------------------------------------
+# the source
+# --------------------------------------------------------------------------------------------
+
+
+def seed_configuration(server: HarborServer) -> None:
+    for name, password in USERS.items():
+        ok(server, "POST", "/users", {"username": name, "password": password, "email": f"{name}@example.test",
+                                      "realname": name.title()})
+    a, b = project_id(server, "team-a"), project_id(server, "team-b")
+    ok(server, "PUT", "/projects/team-a", {"metadata": {"auto_scan": "true", "severity": "high", "prevent_vul": "true"},
+                                           "cve_allowlist": {"items": [{"cve_id": "CVE-2021-44228"}],
+                                                             "expires_at": 4102444800}})
+    ok(server, "PUT", "/system/CVEAllowlist", {"items": [{"cve_id": "CVE-2020-1"}], "expires_at": None})
+    for project, user, role in (("team-a", "alice", 2), ("team-a", "bob", 4), ("team-b", "carol", 3),
+                                ("team-b", "alice", 5)):
+        ok(server, "POST", f"/projects/{project}/members", {"role_id": role, "member_user": {"username": user}})
+    pull_push = [{"resource": "repository", "action": "pull"}, {"resource": "repository", "action": "push"}]
+    created = ok(server, "POST", "/robots", {"name": "ci", "description": "CI pipeline", "level": "project",
+                                             "duration": -1, "disable": False, "permissions": [
+                                                 {"kind": "project", "namespace": "team-a", "access": pull_push}]})
+    ok(server, "PATCH", f"/robots/{created['id']}", {"secret": CI_SECRET})
+    ok(server, "POST", "/robots", {"name": "old", "description": "retired", "level": "project", "duration": 30,
+                                   "disable": True, "permissions": [{"kind": "project", "namespace": "team-b",
+                                                                     "access": pull_push[:1]}]})
+    ok(server, "POST", "/robots", {"name": "sync", "description": "mirror", "level": "system", "duration": -1,
+                                   "disable": False, "permissions": [
+                                       {"kind": "project", "namespace": p, "access": pull_push[:1]}
+                                       for p in ("team-a", "team-b")]})
+    ok(server, "POST", "/retentions", {
+        "algorithm": "or", "scope": {"level": "project", "ref": a},
+        "trigger": {"kind": "Schedule", "settings": {"cron": "0 0 2 * * *"}},
+        "rules": [{"priority": 1, "disabled": False, "action": "retain", "template": "latestPushedK",
+                   "params": {"latestPushedK": 5},
+                   "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "**"}],
+                   "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches",
+                                                       "pattern": "**"}]}}]})
+    ok(server, "POST", "/projects/team-a/immutabletagrules", {
+        "disabled": False, "action": "immutable", "template": "immutable_template", "project_id": a,
+        "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "v*"}],
+        "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]}})
+    ok(server, "POST", "/labels", {"name": "prod", "color": "#C92100", "description": "in production", "scope": "g"})
+    ok(server, "POST", "/labels", {"name": "reviewed", "color": "#00AB9A", "description": "", "scope": "p",
+                                   "project_id": a})
+    ok(server, "POST", "/labels", {"name": "legacy", "color": "#000000", "description": "old", "scope": "p",
+                                   "project_id": b})
+    labels = {x["name"]: x["id"] for x in listing(server, "/labels?scope=g")
+              + listing(server, f"/labels?scope=p&project_id={a}")}
+    for label in ("prod", "reviewed"):
+        ok(server, "POST", "/projects/team-a/repositories/app/artifacts/v1/labels", {"id": labels[label]})
+    ok(server, "POST", "/projects/team-a/webhook/policies", {
+        "name": "notify", "description": "chat", "enabled": True, "event_types": ["PUSH_ARTIFACT", "DELETE_ARTIFACT"],
+        "targets": [{"type": "http", "address": "http://127.0.0.1:9/hook", "auth_header": HOOK_HEADER,
+                     "skip_cert_verify": True}]})
+    ok(server, "PUT", "/projects/team-a/repositories/app", {"description": "the app"})
+    del b
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HarborServer]:
+    work = tmp_path_factory.mktemp("harbor-config-source")
+    with HarborServer(work / "server") as server:
+        seeder = HarborSeeder(server, work)
+        seeder.project("team-a", public=False)
+        seeder.project("team-b", public=True)
+        seeder.image("team-a/app:v1", seed=1)
+        seeder.image("team-a/app:v2", seed=2)
+        seeder.image("team-b/tool:1", seed=3)
+        seed_configuration(server)
+        yield server
+
+
+# --------------------------------------------------------------------------------------------
+# reading a Harbor's configuration back (this module's own normalisation)
+# --------------------------------------------------------------------------------------------
+
+
+def selectors(rule: dict[str, Any]) -> Any:
+    def sel(s: dict[str, Any]) -> tuple[str, str, str]:
+        return (s["kind"], s["decoration"], s["pattern"])
+
+    return ([sel(s) for s in rule.get("tag_selectors") or []],
+            {k: [sel(s) for s in v] for k, v in (rule.get("scope_selectors") or {}).items()})
+
+
+def configuration(server: HarborServer, projects: tuple[str, ...] = ("team-a", "team-b")) -> dict[str, Any]:
+    """Everything issue 10 moves, without ids and timestamps, by project."""
+    out: dict[str, Any] = {
+        "system_allowlist": sorted(i["cve_id"] for i in ok(server, "GET", "/system/CVEAllowlist")["items"]),
+        "global_labels": {x["name"]: (x["color"], x["description"]) for x in listing(server, "/labels?scope=g")},
+        "system_robots": {r["name"]: robot(r) for r in listing(server, "/robots?q=Level%3Dsystem")},
+    }
+    for name in projects:
+        p = ok(server, "GET", f"/projects/{name}")
+        pid = p["project_id"]
+        meta = {k: v for k, v in p["metadata"].items() if k != "retention_id"}
+        retention = ok(server, "GET", f"/retentions/{p['metadata']['retention_id']}") \
+            if p["metadata"].get("retention_id") else None
+        out[name] = {
+            "metadata": meta,
+            "allowlist": sorted(i["cve_id"] for i in (p.get("cve_allowlist") or {}).get("items") or []),
+            "members": {(m["entity_type"], m["entity_name"]): m["role_id"]
+                        for m in listing(server, f"/projects/{name}/members") if m["entity_name"] != "admin"},
+            "robots": {r["name"]: robot(r) for r in listing(server, f"/robots?q=Level%3Dproject%2CProjectID%3D{pid}")},
+            "retention": None if retention is None else (
+                retention["algorithm"], retention["trigger"]["settings"],
+                [(r["template"], r["params"], selectors(r)) for r in retention["rules"]]),
+            "immutable": sorted((r["disabled"], json.dumps(selectors(r)))
+                                for r in listing(server, f"/projects/{name}/immutabletagrules")),
+            "labels": {x["name"]: (x["color"], x["description"])
+                       for x in listing(server, f"/labels?scope=p&project_id={pid}")},
+            "webhooks": {w["name"]: (w["description"], w["enabled"], sorted(w["event_types"]), [
+                (t["address"], t.get("auth_header"), t["skip_cert_verify"]) for t in w["targets"]])
+                for w in listing(server, f"/projects/{name}/webhook/policies")},
+            "descriptions": {r["name"]: r.get("description")
+                             for r in listing(server, f"/projects/{name}/repositories")},
+            "artifact_labels": {
+                (r["name"], a["digest"]): sorted(x["name"] for x in a.get("labels") or [])
+                for r in listing(server, f"/projects/{name}/repositories")
+                for a in listing(server, f"/projects/{name}/repositories/"
+                                         f"{quote(quote(r['name'].split('/', 1)[1], safe=''), safe='')}"
+                                         "/artifacts?with_label=true")},
+        }
+    return out
+
+
+def robot(r: dict[str, Any]) -> Any:
+    perms = sorted((p["namespace"], sorted((a["resource"], a["action"]) for a in p["access"]))
+                   for p in r["permissions"])
+    return (r["description"], r["disable"], r["duration"], perms)
+
+
+# --------------------------------------------------------------------------------------------
+# running ferry
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> FerryCLI:
+    return FerryCLI(tmp_path / "cli")
+
+
+def migrate(cli: FerryCLI, src: HarborServer, dst: HarborServer, tmp: Path, *extra: str) -> FerryResult:
+    args = ["migrate", src.url, dst.url, "--src-creds", "admin", "--dest-creds", "admin", *extra]
+    if "--dry-run" not in extra:
+        args += ["--journal", str(tmp / "journal.db")]
+    env = {"FERRY_SRC_PASSWORD": src.admin_creds[1], "FERRY_DEST_PASSWORD": dst.admin_creds[1]}
+    return cli.run(*args, env=env, timeout=300)
+
+
+def secrets_file(tmp: Path) -> Path:
+    path = tmp / "known.yaml"
+    path.write_text(f"robot$team-a+ci: {CI_SECRET}\n")
+    return path
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    for s in (CI_SECRET, HOOK_HEADER, *USERS.values(), *secrets):
+        assert s not in text
+
+
+# --------------------------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------------------------
+
+
+def test_whole_configuration_migrates_robot_keeps_its_secret_and_rerun_changes_nothing(
+    source: HarborServer, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    dst = harbor_factory()
+    out, passwords, report = tmp_path / "robots.json", tmp_path / "users.json", tmp_path / "report.json"
+    first = migrate(cli, source, dst, tmp_path, "--system", "--robot-secrets", str(secrets_file(tmp_path)),
+                    "--robot-secrets-out", str(out), "--user-passwords-out", str(passwords), "--report", str(report))
+    assert first.returncode == 0, first.stderr
+
+    assert configuration(dst) == configuration(source)
+
+    # robots without a known secret got new ones, in a private file; the known one is not there
+    new = json.loads(out.read_text())
+    assert set(new) == {"robot$team-b+old", "robot$sync"}
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    users = json.loads(passwords.read_text())
+    assert set(users) == set(USERS) and stat.S_IMODE(os.stat(passwords).st_mode) == 0o600
+    assert_no_secret(first.out + first.stderr + report.read_text(), *new.values(), *users.values())
+
+    # the migrated robot logs in at the destination with the secret the pipelines already have
+    inspect = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds",
+                              f"robot$team-a+ci:{CI_SECRET}", f"docker://{dst.ref('team-a/app:v1')}"],
+                             capture_output=True, text=True, timeout=60)
+    assert inspect.returncode == 0, inspect.stderr
+    created_user = ("alice", users["alice"])
+    assert call(dst, "GET", "/users/current", creds=created_user)[0] == 200
+
+    sections = json.loads(report.read_text())["configuration"]
+    assert {e["name"]: e["action"] for e in sections["team-a"]["members"]} == \
+        {"user:admin": "unchanged", "user:alice": "created", "user:bob": "created"}
+    assert [e["action"] for e in sections["(system)"]["users"]] == ["created"] * 3
+    hook = sections["team-a"]["webhooks"][0]
+    assert hook["action"] == "created" and hook["note"] == ""  # the source revealed the header
+
+    before = len(api_writes(dst))
+    again = migrate(cli, source, dst, tmp_path, "--system", "--robot-secrets", str(secrets_file(tmp_path)),
+                    "--robot-secrets-out", str(tmp_path / "robots-2.json"), "--user-passwords-out",
+                    str(tmp_path / "users-2.json"))
+    assert again.returncode == 0, again
+    assert "nothing to change" in again.stderr
+    assert api_writes(dst)[before:] == []
+    assert not (tmp_path / "robots-2.json").exists()
+
+
+def test_differing_objects_are_updated_and_the_report_shows_the_difference(
+    source: HarborServer, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    dst = harbor_factory()
+    dst.add_user("alice", USERS["alice"])
+    ok(dst, "POST", "/projects", {"project_name": "team-a", "metadata": {"public": "false"}})
+    ok(dst, "POST", "/projects/team-a/members", {"role_id": 3, "member_user": {"username": "alice"}})
+    ok(dst, "POST", "/labels", {"name": "prod", "color": "#FFFFFF", "description": "in production", "scope": "g"})
+    report = tmp_path / "report.json"
+    result = migrate(cli, source, dst, tmp_path, "--config-only", "--create-users", "--project", "team-a",
+                     "--robot-secrets-out", str(tmp_path / "robots.json"),
+                     "--user-passwords-out", str(tmp_path / "users.json"), "--report", str(report))
+    assert result.returncode == 0, result
+    sections = json.loads(report.read_text())["configuration"]
+    alice = next(e for e in sections["team-a"]["members"] if e["name"] == "user:alice")
+    assert alice == {"name": "user:alice", "action": "updated", "note": "",
+                     "differences": ["role: source developer, destination guest"]}
+    prod = sections["(system)"]["labels"][0]
+    assert prod["action"] == "updated" and prod["differences"] == ["color: source #C92100, destination #FFFFFF"]
+    assert "updated" in result.stderr and "role: source developer, destination guest" in result.stderr
+    assert configuration(dst, ("team-a",))["team-a"]["members"][("u", "alice")] == 2
+    assert listing(dst, "/projects/team-a/repositories") == []  # --config-only copies no image
+
+
+def test_dry_run_shows_the_plan_with_what_cannot_be_done_and_writes_nothing(
+    source: HarborServer, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    dst = harbor_factory()
+    report = tmp_path / "plan.json"
+    result = migrate(cli, source, dst, tmp_path, "--dry-run", "--report", str(report),
+                     "--robot-secrets", str(secrets_file(tmp_path)))
+    assert result.returncode == 0, result
+    assert api_writes(dst) == []
+    sections = json.loads(report.read_text())["configuration"]
+    bob = next(e for e in sections["team-a"]["members"] if e["name"] == "user:bob")
+    assert bob["action"] == "cannot" and "--create-users" in bob["note"]
+    assert {e["name"]: e["action"] for e in sections["team-a"]["robots"]} == {"ci": "create"}
+    assert sections["team-a"]["immutability"][0]["action"] == "create"
+    assert "configuration plan" in result.out
+    assert_no_secret(result.out + result.stderr + report.read_text())
+
+
+def test_a_refused_object_is_reported_and_the_rest_migrates_then_exit_1(
+    source: HarborServer, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    dst = harbor_factory()  # database auth, and alice, bob, carol are unknown to it
+    report = tmp_path / "report.json"
+    result = migrate(cli, source, dst, tmp_path, "--robot-secrets-out", str(tmp_path / "robots.json"),
+                     "--report", str(report))
+    assert result.returncode == 1, result
+    assert "configuration object(s) not migrated" in result.stderr
+    assert "user 'alice' does not exist at the destination" in result.stderr
+    got, want = configuration(dst), configuration(source)
+    assert got["team-a"]["robots"] == want["team-a"]["robots"]
+    assert got["team-a"]["webhooks"] == want["team-a"]["webhooks"]
+    assert got["team-a"]["members"] == {}
+
+
+def test_malformed_robot_secrets_file_is_one_line_exit_2_before_anything_is_written(
+    source: HarborServer, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    dst = harbor_factory()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"robot$team-a+ci: [{CI_SECRET}]\n")
+    result = migrate(cli, source, dst, tmp_path, "--robot-secrets", str(bad))
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ferry: robot secrets file")
+    assert_no_secret(result.stderr)
+    assert api_writes(dst) == []
+
+
+def test_an_existing_robot_secrets_out_file_is_refused_before_anything_is_created(
+    source: HarborServer, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    dst = harbor_factory()
+    existing = tmp_path / "robot-secrets.json"
+    existing.write_text("{}\n")
+    result = migrate(cli, source, dst, tmp_path, "--robot-secrets-out", str(existing))
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "already exists and is never overwritten" in lines[0], result.stderr
+    assert api_writes(dst) == [] and existing.read_text() == "{}\n"
+
+
+def test_no_config_copies_images_only(source: HarborServer, harbor_factory: Factory, cli: FerryCLI,
+                                      tmp_path: Path) -> None:
+    dst = harbor_factory()
+    result = migrate(cli, source, dst, tmp_path, "--no-config")
+    assert result.returncode == 0, result
+    assert not any("/members" in w or "/robots" in w or "/labels" in w for w in api_writes(dst))
+    assert configuration(dst)["team-a"]["robots"] == {}
