@@ -170,7 +170,7 @@ def selectors(rule: dict[str, Any]) -> Any:
 def configuration(server: HarborServer, projects: tuple[str, ...] = ("team-a", "team-b")) -> dict[str, Any]:
     """Everything issue 10 moves, without ids and timestamps, by project."""
     out: dict[str, Any] = {
-        "system_allowlist": sorted(i["cve_id"] for i in ok(server, "GET", "/system/CVEAllowlist")["items"]),
+        "system_allowlist": sorted(i["cve_id"] for i in ok(server, "GET", "/system/CVEAllowlist")["items"] or []),
         "global_labels": {x["name"]: (x["color"], x["description"]) for x in listing(server, "/labels?scope=g")},
         "system_robots": {r["name"]: robot(r) for r in listing(server, "/robots?q=Level%3Dsystem")},
     }
@@ -301,10 +301,10 @@ def test_differing_objects_are_updated_and_the_report_shows_the_difference(
     ok(dst, "POST", "/projects/team-a/members", {"role_id": 3, "member_user": {"username": "alice"}})
     ok(dst, "POST", "/labels", {"name": "prod", "color": "#FFFFFF", "description": "in production", "scope": "g"})
     report = tmp_path / "report.json"
-    result = migrate(cli, source, dst, tmp_path, "--config-only", "--create-users", "--project", "team-a",
+    result = migrate(cli, source, dst, tmp_path, "--create-users", "--project", "team-a", "--skip-config", "robots",
                      "--robot-secrets-out", str(tmp_path / "robots.json"),
                      "--user-passwords-out", str(tmp_path / "users.json"), "--report", str(report))
-    assert result.returncode == 0, result
+    assert result.returncode == 0, result.stderr
     sections = json.loads(report.read_text())["configuration"]
     alice = next(e for e in sections["team-a"]["members"] if e["name"] == "user:alice")
     assert alice == {"name": "user:alice", "action": "updated", "note": "",
@@ -312,8 +312,24 @@ def test_differing_objects_are_updated_and_the_report_shows_the_difference(
     prod = sections["(system)"]["labels"][0]
     assert prod["action"] == "updated" and prod["differences"] == ["color: source #C92100, destination #FFFFFF"]
     assert "updated" in result.stderr and "role: source developer, destination guest" in result.stderr
-    assert configuration(dst, ("team-a",))["team-a"]["members"][("u", "alice")] == 2
-    assert listing(dst, "/projects/team-a/repositories") == []  # --config-only copies no image
+    got, want = configuration(dst, ("team-a",))["team-a"], configuration(source, ("team-a",))["team-a"]
+    assert {k: v for k, v in got.items() if k != "robots"} == {k: v for k, v in want.items() if k != "robots"}
+    assert got["robots"] == {}  # skipped
+
+
+def test_config_only_moves_configuration_without_images(source: HarborServer, harbor_factory: Factory,
+                                                        cli: FerryCLI, tmp_path: Path) -> None:
+    dst = harbor_factory()
+    result = migrate(cli, source, dst, tmp_path, "--config-only", "--create-users", "--skip-config",
+                     "labels,descriptions", "--robot-secrets", str(secrets_file(tmp_path)),
+                     "--robot-secrets-out", str(tmp_path / "robots.json"),
+                     "--user-passwords-out", str(tmp_path / "users.json"))
+    assert result.returncode == 0, result.stderr
+    got, want = configuration(dst), configuration(source)
+    assert listing(dst, "/projects/team-a/repositories") == []
+    for kind in ("members", "robots", "retention", "immutable", "webhooks", "metadata", "allowlist"):
+        assert got["team-a"][kind] == want["team-a"][kind], kind
+    assert got["team-a"]["labels"] == {}
 
 
 def test_dry_run_shows_the_plan_with_what_cannot_be_done_and_writes_nothing(
@@ -323,7 +339,7 @@ def test_dry_run_shows_the_plan_with_what_cannot_be_done_and_writes_nothing(
     report = tmp_path / "plan.json"
     result = migrate(cli, source, dst, tmp_path, "--dry-run", "--report", str(report),
                      "--robot-secrets", str(secrets_file(tmp_path)))
-    assert result.returncode == 0, result
+    assert result.returncode == 0, result.stderr
     assert api_writes(dst) == []
     sections = json.loads(report.read_text())["configuration"]
     bob = next(e for e in sections["team-a"]["members"] if e["name"] == "user:bob")
@@ -341,7 +357,7 @@ def test_a_refused_object_is_reported_and_the_rest_migrates_then_exit_1(
     report = tmp_path / "report.json"
     result = migrate(cli, source, dst, tmp_path, "--robot-secrets-out", str(tmp_path / "robots.json"),
                      "--report", str(report))
-    assert result.returncode == 1, result
+    assert result.returncode == 1, result.stderr
     assert "configuration object(s) not migrated" in result.stderr
     assert "user 'alice' does not exist at the destination" in result.stderr
     got, want = configuration(dst), configuration(source)
@@ -357,7 +373,7 @@ def test_malformed_robot_secrets_file_is_one_line_exit_2_before_anything_is_writ
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"robot$team-a+ci: [{CI_SECRET}]\n")
     result = migrate(cli, source, dst, tmp_path, "--robot-secrets", str(bad))
-    assert result.returncode == 2, result
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ferry: robot secrets file")
     assert_no_secret(result.stderr)
@@ -371,7 +387,7 @@ def test_an_existing_robot_secrets_out_file_is_refused_before_anything_is_create
     existing = tmp_path / "robot-secrets.json"
     existing.write_text("{}\n")
     result = migrate(cli, source, dst, tmp_path, "--robot-secrets-out", str(existing))
-    assert result.returncode == 2, result
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "already exists and is never overwritten" in lines[0], result.stderr
     assert api_writes(dst) == [] and existing.read_text() == "{}\n"
@@ -381,6 +397,6 @@ def test_no_config_copies_images_only(source: HarborServer, harbor_factory: Fact
                                       tmp_path: Path) -> None:
     dst = harbor_factory()
     result = migrate(cli, source, dst, tmp_path, "--no-config")
-    assert result.returncode == 0, result
+    assert result.returncode == 0, result.stderr
     assert not any("/members" in w or "/robots" in w or "/labels" in w for w in api_writes(dst))
     assert configuration(dst)["team-a"]["robots"] == {}

@@ -61,10 +61,11 @@ class Members(BaseKind):
         kind, _, who = name.partition(":")
         note = ""
         if kind == "user":
-            users = await destination_users(ctx) if ctx.create_users and ctx.dst_auth_mode == DB_AUTH else None
-            if users is not None and who not in users:
-                await create_user(ctx, who, await source_user(ctx, who))
-                note = f"user {who} created, password written to the passwords file"
+            async with ctx.user_creation:
+                users = await destination_users(ctx) if ctx.create_users and ctx.dst_auth_mode == DB_AUTH else None
+                if users is not None and who not in users:
+                    await create_user(ctx, who, await source_user(ctx, who))
+                    note = f"user {who} created, password written to the passwords file"
             member: dict[str, Any] = {"member_user": {"username": who}}
         else:
             group = await ctx.src.get(f"/usergroups/{source.ref.get('entity_id')}")

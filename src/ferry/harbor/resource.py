@@ -9,6 +9,7 @@ what a later write needs (the destination's id). The source's body is translated
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class Context:
     new_robot_secrets: SecretSink | None = None
     user_passwords: SecretSink | None = None
     dst_users: set[str] | None = None  # user names at the destination, read once on demand
+    user_creation: asyncio.Lock = field(default_factory=asyncio.Lock)  # two projects' members, one user
 
     def project(self, name: str) -> str:
         return self.project_map.get(name, name)
