@@ -135,6 +135,7 @@ class Configuration:
     def __init__(self, ctx: Context, options: ConfigOptions, projects: dict[str, str], *,
                  system_level: bool) -> None:
         self.ctx = ctx
+        self.ctx.projects = projects
         self.projects = projects
         self.steps = steps(options, system_level)
         self.entries: list[ConfigEntry] = []

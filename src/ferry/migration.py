@@ -108,17 +108,17 @@ class MigrationOutcome:
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
-    configuration: list[ConfigEntry] = field(default_factory=list)
+    configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
 
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
-        return not failed and not self.mismatches and not any(e.failed for e in self.configuration)
+        return not failed and not self.mismatches and not any(e.failed for e in self.configuration or [])
 
     def configuration_json(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """The report's configuration section: destination project (or "(system)") → kind → objects."""
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        for e in self.configuration:
+        for e in self.configuration or []:
             out.setdefault(e.project, {}).setdefault(e.kind, []).append(e.to_json())
         return out
 
@@ -135,7 +135,7 @@ class MigrationOutcome:
                  "action": p.action, "differences": p.differences}
                 for p in self.projects
             ],
-            "configuration": self.configuration_json(),
+            **({"configuration": self.configuration_json()} if self.configuration is not None else {}),
             "summary": summary_dict(self.run) if self.run else None,
             **({"dry_run": {"in_place": self.in_place, "to_copy": [
                 {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
@@ -236,9 +236,8 @@ class Migration:
         """Apply one phase of the configuration (BEFORE the images or AFTER them)."""
         if self.configuration is None:
             return
-        if phase == BEFORE:
-            outcome.configuration = []
-        outcome.configuration += await self.configuration.apply(phase)
+        done = [] if phase == BEFORE or outcome.configuration is None else outcome.configuration
+        outcome.configuration = done + await self.configuration.apply(phase)
 
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:

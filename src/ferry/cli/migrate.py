@@ -137,7 +137,7 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
 
 
 def _print_configuration(console: Console, outcome: MigrationOutcome, title: str) -> None:
-    if outcome.source_is_harbor and outcome.destination_is_harbor and outcome.configuration is not None:
+    if outcome.configuration is not None:
         if outcome.configuration:
             console.print(config_table(outcome.configuration, title))
         print_config_details(console, outcome.configuration)
@@ -189,7 +189,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             _print_configuration(console, outcome, "configuration")
         if not outcome.ok:
             failed = len(outcome.run.failed) if outcome.run else 0
-            refused = sum(e.failed for e in outcome.configuration)
+            refused = sum(e.failed for e in outcome.configuration or [])
             raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
                                  + (f", {refused} configuration object(s) not migrated" if refused else "")
                                  + (f" (report: {report})" if report else ""))

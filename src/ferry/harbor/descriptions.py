@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.errors import NotFoundError
 from ferry.harbor.client import HarborAPI, project_path, repository_path
-from ferry.harbor.resource import BaseKind, Context, Item, Place
+from ferry.harbor.resource import BaseKind, CannotApply, Context, Item, Place
 
 
 class Descriptions(BaseKind):
@@ -20,6 +21,13 @@ class Descriptions(BaseKind):
 
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
-        await ctx.dst.send("PUT", repository_path(f"{place.project}/{name}"), body, ok=(200,),
-                           what=f"Harbor repository description ({place.project}/{name})")
+        try:
+            await ctx.dst.send("PUT", repository_path(f"{place.project}/{name}"), body, ok=(200,),
+                               what=f"Harbor repository description ({place.project}/{name})")
+        except NotFoundError:
+            raise CannotApply(missing_repository(f"{place.project}/{name}")) from None
         return ""
+
+
+def missing_repository(repository: str) -> str:
+    return f"repository {repository} is not at the destination: copy its images first (not --config-only)"

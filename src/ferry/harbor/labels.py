@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.errors import NotFoundError
 from ferry.harbor.artifacts import list_repositories
 from ferry.harbor.client import HarborAPI, repository_path
+from ferry.harbor.descriptions import missing_repository
 from ferry.harbor.resource import BaseKind, CannotApply, Context, Item, Place
 
 
@@ -78,6 +80,9 @@ class ArtifactLabels(BaseKind):
         path = f"{repository_path(f'{project}/{repo}')}/artifacts/{digest}/labels"
         for label in body["labels"]:
             if label not in have:
-                await ctx.dst.send("POST", path, {"id": ids[label]}, ok=(200,), allow=(409,),
-                                   what=f"Harbor artifact label ({label} on {repo}@{digest[:19]})")
+                try:
+                    await ctx.dst.send("POST", path, {"id": ids[label]}, ok=(200,), allow=(409,),
+                                       what=f"Harbor artifact label ({label} on {repo}@{digest[:19]})")
+                except NotFoundError:
+                    raise CannotApply(missing_repository(f"{project}/{repo}")) from None
         return ""

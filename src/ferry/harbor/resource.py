@@ -59,6 +59,7 @@ class Context:
     robot_secrets: Mapping[str, str] = field(default_factory=dict)  # source full name → known secret
     new_robot_secrets: SecretSink | None = None
     user_passwords: SecretSink | None = None
+    projects: Mapping[str, str] = field(default_factory=dict)  # the run's source project → destination
     dst_users: set[str] | None = None  # user names at the destination, read once on demand
     user_creation: asyncio.Lock = field(default_factory=asyncio.Lock)  # two projects' members, one user
 

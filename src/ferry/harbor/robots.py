@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferry.harbor.client import HarborAPI
+from ferry.harbor.projects import get_project
 from ferry.harbor.resource import BaseKind, Context, Item, Place
 from ferry.harbor.secrets import SecretSink
 
@@ -56,6 +57,17 @@ class Robots(BaseKind):
         perms = [{**p, "namespace": p["namespace"] if p["namespace"] in ALL_PROJECTS else ctx.project(p["namespace"])}
                  for p in body["permissions"]]
         return {**body, "permissions": sorted(perms, key=lambda p: (p["kind"], p["namespace"]))}
+
+    async def blocker(self, ctx: Context, place: Place, name: str, body: dict[str, Any]) -> str | None:
+        """A system robot's projects must exist at the destination (this run creates the ones it migrates)."""
+        if place.project:
+            return None
+        created = set(ctx.projects.values())
+        for ns in (p["namespace"] for p in body["permissions"]):
+            if ns not in ALL_PROJECTS and ns not in created and await get_project(ctx.dst, ns) is None:
+                return f"it covers project {ns}, which this run does not migrate and the destination lacks: " \
+                       "migrate that project too, or create it first"
+        return None
 
     def secret_file(self, ctx: Context, source: Item) -> SecretSink | None:
         """The file a creation writes to: the new-secrets file unless the secret is known."""
