@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.harbor.client import HarborAPI, project_path
+from ferry.harbor.client import HarborAPI
 from ferry.harbor.resource import BaseKind, Context, Item, Place, selector
 
 
@@ -23,7 +23,7 @@ class Immutability(BaseKind):
 
     async def read(self, api: HarborAPI, place: Place) -> dict[str, Item]:
         out = {}
-        async for r in api.list(f"{project_path(place.project or '')}/immutabletagrules"):
+        async for r in api.list(place.api_path("immutabletagrules")):
             tags = [selector(s) for s in r.get("tag_selectors") or []]
             raw_scopes = r.get("scope_selectors") if isinstance(r.get("scope_selectors"), dict) else {}
             scopes = {k: [selector(s) for s in v or []] for k, v in sorted(raw_scopes.items())}
@@ -35,7 +35,7 @@ class Immutability(BaseKind):
 
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
-        path = f"{project_path(place.project or '')}/immutabletagrules"
+        path = place.api_path("immutabletagrules")
         request = {**body, "project_id": place.project_id}
         if existing is None:
             await ctx.dst.send("POST", path, request, ok=(201,), what=f"Harbor immutable rule creation ({name})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.harbor.client import HarborAPI, project_path
+from ferry.harbor.client import HarborAPI
 from ferry.harbor.resource import BaseKind, CannotApply, Context, Item, Place
 from ferry.harbor.secrets import SecretSink
 from ferry.harbor.users import DB_AUTH, create_user, destination_users, group_body, source_user
@@ -27,7 +27,7 @@ class Members(BaseKind):
 
     async def read(self, api: HarborAPI, place: Place) -> dict[str, Item]:
         out = {}
-        async for m in api.list(f"{project_path(place.project or '')}/members"):
+        async for m in api.list(place.api_path("members")):
             role = ROLES.get(int(m.get("role_id") or 0), str(m.get("role_name") or m.get("role_id")))
             out[member_key(m)] = Item({"role": role}, m)
         return out
@@ -50,7 +50,7 @@ class Members(BaseKind):
 
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
-        path = f"{project_path(place.project or '')}/members"
+        path = place.api_path("members")
         role_id = ROLE_IDS.get(body["role"])
         if role_id is None:
             raise CannotApply(f"role {body['role']!r} is unknown to ferry")

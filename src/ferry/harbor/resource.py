@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ferry.harbor.client import project_path
+
 if TYPE_CHECKING:
     from ferry.harbor.client import HarborAPI
     from ferry.harbor.secrets import SecretSink
@@ -39,6 +41,10 @@ class Place:
     @property
     def label(self) -> str:
         return self.project or SYSTEM
+
+    def api_path(self, below: str) -> str:
+        """``/projects/<name>/<below>``: where Harbor keeps a project's objects of one kind."""
+        return f"{project_path(self.project or '')}/{below}"
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.harbor.client import HarborAPI, project_path
+from ferry.harbor.client import HarborAPI
 from ferry.harbor.resource import BaseKind, Context, Item, Place
 
 AUTH = "auth_header"
@@ -31,7 +31,7 @@ class Webhooks(BaseKind):
 
     async def read(self, api: HarborAPI, place: Place) -> dict[str, Item]:
         out = {}
-        async for p in api.list(f"{project_path(place.project or '')}/webhook/policies"):
+        async for p in api.list(place.api_path("webhook/policies")):
             targets = [t for t in p.get("targets") or [] if isinstance(t, dict)]
             body = {"description": str(p.get("description") or ""), "enabled": bool(p.get("enabled")),
                     "event_types": sorted(str(e) for e in p.get("event_types") or []),
@@ -49,7 +49,7 @@ class Webhooks(BaseKind):
                 reenter.append(t["address"])
             targets.append({**t, **({AUTH: header} if header else {})})
         request = {"name": name, **body, "targets": targets}
-        path = f"{project_path(place.project or '')}/webhook/policies"
+        path = place.api_path("webhook/policies")
         if existing is None:
             await ctx.dst.send("POST", path, request, ok=(201,), what=f"Harbor webhook creation ({name})")
         else:
