@@ -1,8 +1,10 @@
 """``ferry migrate`` and ``ferry verify``: a whole Harbor (or registry) into another, in one run.
 
-Order: endpoints recognised and credentials checked on both sides; the source inventoried; missing
-destination projects created (or a clear error before any copy if that is not allowed); images
-copied by the engine, accessories after their subjects; then every selected tag verified.
+Order: endpoints recognised and credentials checked on both sides; the source inventoried and, Harbor
+to Harbor, its configuration planned (:mod:`ferry.configuration`); missing destination projects
+created (or a clear error before any copy if that is not allowed); the configuration that images
+need not wait for applied; images copied by the engine, accessories after their subjects; every
+selected tag verified; then artifact labels, immutability rules and repository descriptions.
 """
 
 from __future__ import annotations
