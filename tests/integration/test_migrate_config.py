@@ -304,3 +304,18 @@ def test_no_config_copies_images_only(source: HarborServer, harbor_factory: Fact
     assert result.returncode == 0, result.stderr
     assert not any("/members" in w or "/robots" in w or "/labels" in w for w in api_writes(dst))
     assert configuration(dst)["team-a"]["robots"] == {}
+
+
+def test_an_ldap_destination_onboards_members_and_groups_by_name(harbor_factory: Factory, cli: FerryCLI,
+                                                                 tmp_path: Path) -> None:
+    src, dst = harbor_factory(auth_mode="ldap_auth"), harbor_factory(auth_mode="ldap_auth")
+    src.add_user("alice", USERS["alice"])
+    src.create_project("team-x", public=False)
+    src.add_member("team-x", "alice", "developer")
+    src.add_group("devs", 1, "cn=devs,dc=example,dc=test")
+    src.add_group_member("team-x", "devs", "maintainer")
+    result = migrate(cli, src, dst, tmp_path, "--config-only", "--robot-secrets-out", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert configuration(dst, ("team-x",))["team-x"]["members"] == {("u", "alice"): 2, ("g", "devs"): 4}
+    group = next(g for g in listing(dst, "/usergroups") if g["group_name"] == "devs")
+    assert (group["group_type"], group["ldap_group_dn"]) == (1, "cn=devs,dc=example,dc=test")
