@@ -72,6 +72,16 @@ def test_project_metadata_and_cve_allowlist(srv: HarborServer, spec: Spec) -> No
     assert project["cve_allowlist"]["expires_at"] == 2000000000
     assert srv.project("team").storage_limit == -1  # ignored by PUT /projects, as on Harbor
 
+    req = {"project_name": "fresh", "metadata": {"public": "false", "auto_sbom_generation": "true"},
+           "cve_allowlist": {"items": [{"cve_id": "CVE-2025-7"}]}}
+    assert api(srv, "/projects", ADMIN, method="POST", body=req)[0] == 201
+    fresh = api(srv, "/projects/fresh", ADMIN)[2]
+    spec.check("Project", fresh)
+    assert fresh["cve_allowlist"]["items"] == [{"cve_id": "CVE-2025-7"}] and "expires_at" not in fresh["cve_allowlist"]
+    status, _, body = api(srv, "/projects", ADMIN, method="POST",
+                          body={"project_name": "bad", "metadata": {"auto_scan": "maybe"}})
+    assert (status, error(body)) == (400, "invalid value: maybe")
+
 
 def test_members(srv: HarborServer, spec: Spec, harbor_factory: Factory) -> None:
     srv.add_user("carol", "Carol123")
@@ -138,6 +148,10 @@ def test_users_groups_and_configurations(srv: HarborServer, spec: Spec) -> None:
     status, headers, body = api(srv, "/projects/team/members", OWNER, method="POST",
                                 body={"role_id": 2, "member_group": {"group_name": "ops", "group_type": 2}})
     created_id(status, headers, body)
+    new = ("new", "New12345")
+    assert token_access(srv, "repository:team/app:pull,push", new)[0]["actions"] == []
+    srv.add_user_to_group("new", "ops")  # the group's developer role now applies to its user
+    assert token_access(srv, "repository:team/app:pull,push", new)[0]["actions"] == ["pull", "push"]
 
     status, _, conf = api(srv, "/configurations", ADMIN)
     spec.check("ConfigurationsResponse", conf)
