@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import HarborError
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_object
 from tests.support.harbor.query import page, paging
 from tests.support.harbor.routes import Call, Route
 
@@ -87,9 +87,7 @@ def refuse_push(srv: HarborServer, name: str, tag: str) -> HarborError | None:
 
 
 def parse_rule(raw: bytes) -> dict[str, Any]:
-    body = json_body(raw, "immutable rule")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the immutable rule should be provided")
+    body = json_object(raw, "immutable rule")
     tags = body.get("tag_selectors") or []
     scopes = body.get("scope_selectors") or {}
     if not isinstance(tags, list) or not isinstance(scopes, dict):
