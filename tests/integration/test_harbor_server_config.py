@@ -297,6 +297,11 @@ def test_immutable_rules_refuse_overwriting_a_tag(srv: HarborServer, spec: Spec)
     status, _, tags = api(srv, "/projects/team/repositories/app/artifacts/v1/tags", DEV)
     assert tags[0]["immutable"] is True
     assert api(srv, "/projects/team/repositories/app/artifacts/latest/tags", DEV)[2][0]["immutable"] is False
+    v1 = srv.client(OWNER).get_manifest("team/app", "v1")[1]["Docker-Content-Digest"]
+    status, _, body = srv.client(OWNER).request("DELETE", f"/v2/team/app/manifests/{v1}",
+                                                scope="repository:team/app:delete")
+    assert (status, json.loads(body)["errors"][0]["message"]) == (412, "the tag v1 configured as immutable, "
+                                                                       "cannot be deleted")
     disabled = {**rule, "disabled": True}
     assert api(srv, f"/projects/team/immutabletagrules/{rule_id}", OWNER, method="PUT", body=disabled)[0] == 200
     client.push_image("team/app", "v1", seed=5)
