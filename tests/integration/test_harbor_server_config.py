@@ -105,6 +105,9 @@ def test_members(srv: HarborServer, spec: Spec, harbor_factory: Factory) -> None
     status, _, body = api(srv, "/projects/team/members", OWNER, method="POST",
                           body={"role_id": 9, "member_user": {"username": "own"}})
     assert status == 409  # the duplicate is found before the role is checked, as in Harbor's controller
+    status, headers, first = api(srv, "/projects/team/members?page=1&page_size=3", DEV)
+    assert len(first) == 3 and headers["X-Total-Count"] == "4"
+    assert headers["Link"] == '</api/v2.0/projects/team/members?page=2&page_size=3>; rel="next"'
     assert api(srv, f"/projects/team/members/{mid}", OWNER, method="PUT", body={"role_id": 4})[0] == 200
     status, _, member = api(srv, f"/projects/team/members/{mid}", OWNER)
     spec.check("ProjectMemberEntity", member)
@@ -209,6 +212,11 @@ def test_robot_logs_in_with_exactly_its_permissions(srv: HarborServer, spec: Spe
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
     assert call(srv, "/v2/team/app/manifests/v1", robot, headers=accept)[0] == 200  # Basic on /v2/
     assert call(srv, "/v2/other/app/manifests/v1", robot, headers=accept)[0] == 401
+
+    # the API sees the robot as a project member with its own permissions
+    assert api(srv, "/projects/team/repositories/app/artifacts", robot)[0] == 200
+    assert api(srv, "/projects/other", robot)[0] == 403
+    assert api(srv, "/projects/team/members", robot)[0] == 403  # no member permission
 
     # a known secret is set by PATCH; a weak one is refused; a generated one is shown once
     status, _, body = api(srv, f"/robots/{rid}", OWNER, method="PATCH", body={"secret": "weak"})
