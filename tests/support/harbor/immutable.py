@@ -2,7 +2,9 @@
 
 A push of a manifest to an existing tag that an enabled rule matches is refused with ``412
 PRECONDITION`` "Failed to process request due to '<repo>:<tag>' configured as immutable." as
-Harbor's immutable middleware does (src/server/middleware/immutable/pushmf.go); tags answer
+Harbor's immutable middleware does (src/server/middleware/immutable/pushmf.go), and deleting a
+manifest that carries such a tag with "the tag X configured as immutable, cannot be deleted" (the
+tag controller); tags answer
 ``"immutable": true`` in the artifact API. Patterns are doublestar globs (``**``, ``*``, ``?``,
 ``{a,b}``) with the decorations ``repoMatches``/``repoExcludes`` and ``matches``/``excludes``."""
 
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import HarborError
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_object
 from tests.support.harbor.query import page, paging
 from tests.support.harbor.routes import Call, Route
 
@@ -86,10 +88,22 @@ def refuse_push(srv: HarborServer, name: str, tag: str) -> HarborError | None:
     return HarborError(412, f"Failed to process request due to '{repo_path}:{tag}' configured as immutable.")
 
 
+def refuse_delete(srv: HarborServer, name: str, reference: str) -> HarborError | None:
+    """Deleting a manifest deletes its tags, and Harbor's tag controller refuses protected ones."""
+    project_name, _, repo_path = name.partition("/")
+    project = srv.find_project(project_name, is_name=True)
+    view = srv.storage.repo_view(name) if project is not None else None
+    if view is None or project is None:
+        return None
+    digest = reference if reference.startswith("sha256:") else (view.tags.get(reference) or ("",))[0]
+    for tag, _ in view.tags_of(digest):
+        if is_immutable(srv, project, repo_path, tag):
+            return HarborError(412, f"the tag {tag} configured as immutable, cannot be deleted")
+    return None
+
+
 def parse_rule(raw: bytes) -> dict[str, Any]:
-    body = json_body(raw, "immutable rule")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the immutable rule should be provided")
+    body = json_object(raw, "immutable rule")
     tags = body.get("tag_selectors") or []
     scopes = body.get("scope_selectors") or {}
     if not isinstance(tags, list) or not isinstance(scopes, dict):

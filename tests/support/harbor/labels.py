@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import HarborError, forbidden, ts, unauthorized
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_body, json_object
 from tests.support.harbor.query import int_param, page, paging, parse_q
 from tests.support.harbor.repositories import repository_param, require_repo, resolve
 from tests.support.harbor.routes import Call, Route
@@ -49,9 +49,7 @@ def require_label_access(srv: HarborServer, caller: Caller, label: dict[str, Any
 
 
 def parse_label(raw: bytes) -> dict[str, Any]:
-    body = json_body(raw, "label")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the label should be provided")
+    body = json_object(raw, "label")
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise HarborError(400, "label name is required")

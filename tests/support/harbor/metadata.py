@@ -61,11 +61,20 @@ def validate_pair(key: str, value: Any) -> str:
     raise HarborError(400, f"invalid key: {key}")
 
 
-def metadata_object(raw: bytes) -> dict[str, Any]:
-    body = json_body(raw, "metadata")
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A JSON object body; anything else is ``400 the <what> should be provided``."""
+    body = json_body(raw, what)
     if not isinstance(body, dict):
-        raise HarborError(400, "the metadata should be provided")
+        raise HarborError(400, f"the {what} should be provided")
     return body
+
+
+def require_metadata(srv: HarborServer, call: Call, action: str) -> tuple[HarborProject, str]:
+    project = srv.require_access(call.caller, call.params["project"], "metadata", action, is_name=call.is_name)
+    name = call.params["name"]
+    if name not in project.metadata:
+        raise HarborError(404, f"metadata {name} of project {project.project_id} not found")
+    return project, name
 
 
 def list_metadata(srv: HarborServer, call: Call) -> web.Response:
@@ -75,7 +84,7 @@ def list_metadata(srv: HarborServer, call: Call) -> web.Response:
 
 def add_metadata(srv: HarborServer, call: Call) -> web.Response:
     project = srv.require_access(call.caller, call.params["project"], "metadata", "create", is_name=call.is_name)
-    body = metadata_object(call.body)
+    body = json_object(call.body, "metadata")
     clean = {k: validate_pair(k, v) for k, v in body.items()}
     with srv.lock:
         project.metadata.update(clean)
@@ -84,34 +93,25 @@ def add_metadata(srv: HarborServer, call: Call) -> web.Response:
 
 
 def get_metadata(srv: HarborServer, call: Call) -> web.Response:
-    project = srv.require_access(call.caller, call.params["project"], "metadata", "read", is_name=call.is_name)
-    name = call.params["name"]
-    if name not in project.metadata:
-        raise HarborError(404, f"metadata {name} of project {project.project_id} not found")
+    project, name = require_metadata(srv, call, "read")
     return web.json_response({name: project.metadata[name]})
 
 
 def update_metadata(srv: HarborServer, call: Call) -> web.Response:
-    project = srv.require_access(call.caller, call.params["project"], "metadata", "update", is_name=call.is_name)
-    name = call.params["name"]
-    body = metadata_object(call.body)
+    project, name = require_metadata(srv, call, "update")
+    body = json_object(call.body, "metadata")
     if len(body) != 1:
         raise HarborError(400, "only allow one key/value pair")
     key, value = next(iter(body.items()))
     if key != name:
         raise HarborError(400, "the metadata name in path must be the same as the one in body")
-    if name not in project.metadata:
-        raise HarborError(404, f"metadata {name} of project {project.project_id} not found")
     with srv.lock:
         project.metadata[name] = validate_pair(key, value)
     return web.Response(status=200)
 
 
 def delete_metadata(srv: HarborServer, call: Call) -> web.Response:
-    project = srv.require_access(call.caller, call.params["project"], "metadata", "delete", is_name=call.is_name)
-    name = call.params["name"]
-    if name not in project.metadata:
-        raise HarborError(404, f"metadata {name} of project {project.project_id} not found")
+    project, name = require_metadata(srv, call, "delete")
     with srv.lock:
         del project.metadata[name]
     return web.Response(status=200)
@@ -144,9 +144,7 @@ def update_project(srv: HarborServer, call: Call) -> web.Response:
     project: HarborProject = srv.require_access(
         call.caller, call.params["project"], "project", "update", is_name=call.is_name
     )
-    body = json_body(call.body, "project")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the project should be provided")
+    body = json_object(call.body, "project")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise HarborError(422, "metadata in body must be of type object")

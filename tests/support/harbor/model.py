@@ -16,6 +16,7 @@ class HarborUser:
     password: str
     sysadmin: bool
     created: float
+    group_ids: set[int] = field(default_factory=set)  # the user groups the directory puts the user in
 
     def to_json(self) -> dict[str, Any]:
         """Swagger ``UserResp``."""
@@ -108,6 +109,7 @@ class HarborRobot:
 
 
 ROBOT_PREFIX = "robot$"  # Harbor's robot_name_prefix default
+ROLE_RANK = [1, 4, 2, 3, 5]  # projectAdmin, maintainer, developer, guest, limitedGuest
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,11 @@ class Caller:
         return self.user.username if self.user else ""
 
     def role(self, project: HarborProject) -> int | None:
-        return project.members.get(self.user.user_id) if self.user else None
+        """The user's own role or, if higher, one of its groups' (Harbor's most privileged role)."""
+        if self.user is None:
+            return None
+        roles = [project.members.get(self.user.user_id), *(project.group_members.get(g) for g in self.user.group_ids)]
+        return min((r for r in roles if r is not None), key=ROLE_RANK.index, default=None)
 
     def allows(self, project: HarborProject, resource: str, action: str) -> bool:
         """Harbor's RBAC for one project resource: sysadmin, the member's role, a robot's

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import API, PROJECT_NAME, ROLES, HarborError, forbidden, ts, unauthorized
-from tests.support.harbor.metadata import update_project
+from tests.support.harbor.metadata import allowlist_items, update_project, validate_pair
 from tests.support.harbor.model import Caller, HarborProject
 from tests.support.harbor.query import bool_param, match, page, paging, parse_q, sort_key, sorted_rows
 from tests.support.harbor.routes import Route
@@ -134,7 +134,10 @@ def create_project(srv: HarborServer, request: web.Request, caller: Caller, raw:
         raise HarborError(400, f"invalid storage limit {limit}: it should be -1 or greater than 0")
     if not PROJECT_NAME.match(name):
         raise HarborError(400, "project name is not in lower case or contains illegal characters!")
-    assert caller.user is not None
+    metadata = {k: validate_pair(k, v) for k, v in metadata.items()}
+    allowlist = allowlist_items(body["cve_allowlist"], "cve_allowlist") if body.get("cve_allowlist") else None
+    if caller.user is None:
+        raise forbidden()  # robots do not own projects here
     with srv.lock:
         if name in srv.projects:
             raise HarborError(409, f"The project named {name} already exists")
@@ -145,6 +148,8 @@ def create_project(srv: HarborServer, request: web.Request, caller: Caller, raw:
             owner=caller.user.username,
             metadata={k: v for k, v in metadata.items() if k != "retention_id"},
         )
+        if allowlist is not None:
+            project.cve_allowlist, project.cve_allowlist_expires = allowlist
     in_location = request.headers.get("X-Resource-Name-In-Location", "").lower() == "true"
     location = f"{API}/projects/{project.name if in_location else project.project_id}"
     return web.Response(status=201, headers={"Location": location})

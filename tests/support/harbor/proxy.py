@@ -14,7 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tests.support.harbor.common import HOP_BY_HOP, OCI_INDEX, READ_ONLY, SERVICE, V2_NAME, HarborError
-from tests.support.harbor.immutable import refuse_push
+from tests.support.harbor.immutable import refuse_delete, refuse_push
 from tests.support.harbor.model import Caller
 from tests.support.harbor.tokens import bearer_access, grant, mint
 
@@ -50,8 +50,10 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
     if srv.read_only_refuses(request, path):
         return READ_ONLY.response()
     hit = V2_NAME.match(path)
-    if hit and hit["kind"] == "manifests" and request.method == "PUT" and may_push(srv, request, caller, hit["name"]):
-        refused = refuse_push(srv, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
+    if hit and hit["kind"] == "manifests" and request.method in ("PUT", "DELETE") \
+            and may_write(srv, request, caller, hit["name"], "push" if request.method == "PUT" else "delete"):
+        check = refuse_push if request.method == "PUT" else refuse_delete
+        refused = check(srv, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
         if refused is not None:
             return refused.response()
     if hit and hit["kind"] == "referrers" and request.method in ("GET", "HEAD"):
@@ -94,13 +96,14 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
             note_pull(srv, path, upstream.headers.get("Docker-Content-Digest"))
     return resp
 
-def may_push(srv: HarborServer, request: web.Request, caller: Caller, name: str) -> bool:
-    """Whether the push would pass authorization (Harbor checks immutability after it)."""
+def may_write(srv: HarborServer, request: web.Request, caller: Caller, name: str, action: str) -> bool:
+    """Whether the push or delete would pass authorization (Harbor checks immutability after it)."""
     if request.headers.get("Authorization", "")[:6].lower() == "basic ":
         project = srv.find_project(name.split("/", 1)[0], is_name=True) if "/" in name else None
-        return project is not None and caller.can_push(project)
+        allowed = caller.can_push if action == "push" else caller.can_delete
+        return project is not None and allowed(project)
     return any(
-        a.get("type") == "repository" and a.get("name") == name and {"push", "*"} & set(a.get("actions") or [])
+        a.get("type") == "repository" and a.get("name") == name and {action, "*"} & set(a.get("actions") or [])
         for a in bearer_access(srv, request)
     )
 

@@ -7,53 +7,28 @@ from __future__ import annotations
 _READ = {"read", "list"}
 _CRUD = {"create", "read", "update", "delete", "list"}
 
+_ADMIN: dict[str, set[str]] = {
+    "project": {"read", "update", "delete"},
+    "metadata": _CRUD,
+    "member": _CRUD,
+    "robot": _CRUD,
+    "immutable-tag": _CRUD,
+    "tag-retention": _CRUD,
+    "notification-policy": _CRUD,
+    "label": _CRUD,
+    "repository": {*_CRUD, "pull", "push"},
+    "artifact-label": {"create", "delete"},
+}
+_READER = {"project": {"read"}, "metadata": _READ, "member": _READ, "robot": _READ}
+_GUEST = {**_READER, "immutable-tag": {"list"}, "tag-retention": _READ, "label": _READ,
+          "repository": {"read", "list", "pull"}}
+
 #: role id → resource → actions (1 projectAdmin, 4 maintainer, 2 developer, 3 guest, 5 limitedGuest)
 ROLE_POLICIES: dict[int, dict[str, set[str]]] = {
-    1: {
-        "project": {"read", "update", "delete"},
-        "metadata": _CRUD,
-        "member": _CRUD,
-        "robot": _CRUD,
-        "immutable-tag": _CRUD,
-        "tag-retention": _CRUD,
-        "notification-policy": _CRUD,
-        "label": _CRUD,
-        "repository": {*_CRUD, "pull", "push"},
-        "artifact-label": {"create", "delete"},
-    },
-    4: {
-        "project": {"read"},
-        "metadata": _READ,
-        "member": _READ,
-        "robot": _READ,
-        "immutable-tag": _CRUD,
-        "tag-retention": _CRUD,
-        "notification-policy": _READ,
-        "label": _CRUD,
-        "repository": {*_CRUD, "pull", "push"},
-        "artifact-label": {"create", "delete"},
-    },
-    2: {
-        "project": {"read"},
-        "metadata": _READ,
-        "member": _READ,
-        "robot": _READ,
-        "immutable-tag": {"list"},
-        "tag-retention": _READ,
-        "label": _READ,
-        "repository": {"read", "list", "pull", "push"},
-        "artifact-label": {"create", "delete"},
-    },
-    3: {
-        "project": {"read"},
-        "metadata": _READ,
-        "member": _READ,
-        "robot": _READ,
-        "immutable-tag": {"list"},
-        "tag-retention": _READ,
-        "label": _READ,
-        "repository": {"read", "list", "pull"},
-    },
+    1: _ADMIN,
+    4: {**_ADMIN, **_READER, "notification-policy": _READ},
+    2: {**_GUEST, "repository": {"read", "list", "pull", "push"}, "artifact-label": {"create", "delete"}},
+    3: _GUEST,
     5: {"project": {"read"}, "metadata": _READ, "repository": {"read", "list", "pull"}},
 }
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import HarborError
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_object
 from tests.support.harbor.routes import Call, Route
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ def policy_json(rid: int, policy: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_policy(srv: HarborServer, raw: bytes) -> tuple[dict[str, Any], HarborProject]:
-    body = json_body(raw, "policy")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the retention policy should be provided")
+    body = json_object(raw, "retention policy")
     rules = body.get("rules") or []
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise HarborError(422, "rules in body must be of type array")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import HarborError, forbidden, ts, unauthorized
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_body, json_object
 from tests.support.harbor.model import Caller, HarborRobot
 from tests.support.harbor.query import page, paging, parse_q
 from tests.support.harbor.rbac import ROBOT_PROJECT_ACCESS, ROBOT_SYSTEM_ACCESS
@@ -118,9 +118,7 @@ def check_namespaces(srv: HarborServer, level: str, permissions: list[dict[str, 
 
 
 def create_robot(srv: HarborServer, call: Call) -> web.Response:
-    body = json_body(call.body, "robot")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the robot should be provided")
+    body = json_object(call.body, "robot")
     name = body.get("name")
     if not isinstance(name, str) or not ROBOT_NAME.match(name):
         raise HarborError(400, "robot name is not in lower case or contains illegal characters")
@@ -214,9 +212,7 @@ def get_robot(srv: HarborServer, call: Call) -> web.Response:
 
 def update_robot(srv: HarborServer, call: Call) -> web.Response:
     robot = require_robot(srv, call, "update")
-    body = json_body(call.body, "robot")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the robot should be provided")
+    body = json_object(call.body, "robot")
     duration = body.get("duration", robot.duration)
     permissions = validate(duration, body.get("level"), body.get("permissions"))
     if robot.level == "project":

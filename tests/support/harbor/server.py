@@ -230,6 +230,11 @@ class HarborServer:
             self.groups[group.group_id] = group
             return group
 
+    def add_user_to_group(self, user: str, group: str) -> None:
+        """Put ``user`` in the group named ``group`` (as LDAP/OIDC would): group roles apply to it."""
+        with self.lock:
+            self.users[user].group_ids.add(next(g.group_id for g in self.groups.values() if g.name == group))
+
     def add_group_member(self, project: str, group: str, role: str) -> None:
         """Make the user group named ``group`` a member of ``project`` with ``role``."""
         with self.lock:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import API, HarborError, forbidden, unauthorized
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_body, json_object
 from tests.support.harbor.model import ROBOT_PREFIX, Caller, HarborGroup
 from tests.support.harbor.query import match, page, paging, parse_q
 from tests.support.harbor.routes import Call, Route
@@ -49,9 +49,7 @@ def create_user(srv: HarborServer, call: Call) -> web.Response:
     if srv.auth_mode != "db_auth":
         raise HarborError(403, f"creating local user is not allowed when auth mode is {srv.auth_mode}")
     require_sysadmin(call.caller)
-    body = json_body(call.body, "user")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the user should be provided")
+    body = json_object(call.body, "user")
     name, password = body.get("username"), body.get("password")
     if not isinstance(name, str) or not name or len(name) > 255 or re.search(r"[,~#$%]", name):
         raise HarborError(400, "username is invalid")
@@ -92,9 +90,7 @@ def get_user(srv: HarborServer, call: Call) -> web.Response:
 
 
 def group_body(raw: bytes) -> tuple[str, int, str]:
-    body = json_body(raw, "usergroup")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the user group should be provided")
+    body = json_object(raw, "user group")
     name, gtype, dn = body.get("group_name") or "", body.get("group_type"), body.get("ldap_group_dn") or ""
     if gtype not in GROUP_TYPES:
         raise HarborError(400, f"invalid group type: {gtype}")
@@ -186,9 +182,7 @@ def get_configurations(srv: HarborServer, call: Call) -> web.Response:
 
 def put_configurations(srv: HarborServer, call: Call) -> web.Response:
     require_sysadmin(call.caller)
-    body = json_body(call.body, "configurations")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the configurations should be provided")
+    body = json_object(call.body, "configurations")
     current = configurations(srv)
     for key, value in body.items():
         if key not in current:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import HarborError, ts
-from tests.support.harbor.metadata import json_body
+from tests.support.harbor.metadata import json_object
 from tests.support.harbor.query import page, paging
 from tests.support.harbor.routes import Call, Route
 
@@ -41,9 +41,7 @@ def policy_json(wid: int, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_policy(raw: bytes) -> dict[str, Any]:
-    body = json_body(raw, "policy")
-    if not isinstance(body, dict):
-        raise HarborError(400, "the webhook policy should be provided")
+    body = json_object(raw, "webhook policy")
     name = body.get("name") or ""
     events = body.get("event_types") or []
     if not isinstance(events, list) or not events:
