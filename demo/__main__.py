@@ -1,6 +1,7 @@
 """Start two Harbor test servers (Harbor's API in front of real registries), seed the source with demo
 projects — private and public, nested repositories, a multi-platform index, an OCI artifact, a cosign
-signature, an untagged artifact — then migrate it with ``ferry migrate``, verify, and stop everything.
+signature, an untagged artifact — and its configuration (members, robots, a retention policy, an
+immutable tag rule, labels, a webhook), then migrate it with ``ferry migrate``, verify, and stop everything.
 
 Run from the repository root: ``python -m demo`` (``make demo`` does the set-up first).
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from ferry.media import referrers_tag
 from tests.support import images
 from tests.support.harbor import HarborServer
+from tests.support.harbor_config_seed import CI_SECRET, seed_configuration
 from tests.support.skopeo import push_layout
 
 SOURCE_PROJECTS = {
@@ -71,17 +73,22 @@ def main() -> int:
             print(f"destination Harbor {dst.url}  (empty but for library)")
             print("seeding the source with skopeo …", flush=True)
             seed(src, work)
+            seed_configuration(src, labelled="api:1.0")
+            known = work / "robot-secrets.yaml"  # what the CI pipelines already use
+            known.write_text(f"robot$team-a+ci: {CI_SECRET}\n")
+            config = ["--create-users", "--robot-secrets", str(known), "--robot-secrets-out",
+                      str(work / "new-robot-secrets.json"), "--user-passwords-out", str(work / "user-passwords.json")]
             env = {**os.environ, "FERRY_SRC_PASSWORD": src.admin_creds[1], "FERRY_DEST_PASSWORD": dst.admin_creds[1],
                    "XDG_STATE_HOME": str(work / "state")}
             ferry = [sys.executable, "-m", "ferry"]
             report = Path.cwd() / "demo-report.json"
             code = run(*ferry, "migrate", src.url, dst.url, "--src-creds", "admin", "--dest-creds", "admin",
-                       "--include-untagged", "--report", str(report), env=env)
+                       "--include-untagged", *config, "--report", str(report), env=env)
             if code != 0:
                 return code
             print("\nA second run finds everything in place:")
             code = run(*ferry, "migrate", src.url, dst.url, "--src-creds", "admin", "--dest-creds", "admin",
-                       "--include-untagged", "--quiet", env=env)
+                       "--include-untagged", *config, "--quiet", env=env)
             code = code or run(*ferry, "verify", src.url, dst.url, "--src-creds", "admin", "--dest-creds", "admin",
                                "--include-untagged", env=env)
             print(f"\nreport: {report}")

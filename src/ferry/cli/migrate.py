@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -11,19 +13,51 @@ from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.options import side
 from ferry.cli.progress import make_events, stderr_console
+from ferry.configuration import AFTER, BEFORE, ConfigOptions, parse_skip
 from ferry.engine import EngineOptions
-from ferry.errors import RunFailedError
+from ferry.errors import RunFailedError, UsageError
 from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
-from ferry.report import print_failures, summary_table, write_report
+from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
+
+# -- configuration options (issue 10) ---------------------------------------------------------
+NoConfig = Annotated[bool, typer.Option("--no-config", help="Copy images only, no configuration.")]
+ConfigOnly = Annotated[bool, typer.Option("--config-only", help="Migrate configuration, no images.")]
+SkipConfig = Annotated[list[str], typer.Option("--skip-config", metavar="KIND,…",
+                                               help="Leave kinds of configuration out (metadata, allowlist, members, "
+                                               "robots, retention, immutability, labels, webhooks, descriptions).")]
+SystemConfig = Annotated[bool, typer.Option("--system", help="Also the system CVE allowlist, user groups and users "
+                                            "(administrators); registry endpoints and replication listed as manual.")]
+CreateUsers = Annotated[bool, typer.Option("--create-users", help="Create members' users missing at a "
+                                           "database-auth destination, with random passwords.")]
+UserPasswordsOut = Annotated[str, typer.Option("--user-passwords-out", metavar="FILE",
+                                               help="Where created users' passwords go (mode 0600, never "
+                                               "overwritten).")]
+RobotSecrets = Annotated[str | None, typer.Option("--robot-secrets", metavar="FILE",
+                                                  help="JSON or YAML: robot$project+name → its secret, set at the "
+                                                  "destination.")]
+RobotSecretsOut = Annotated[str, typer.Option("--robot-secrets-out", metavar="FILE",
+                                              help="Where robots without a known secret get their new one written "
+                                              "(mode 0600, never overwritten).")]
+
+
+def _config_options(no_config: bool, config_only: bool, skip: list[str], system: bool, create_users: bool,
+                    user_passwords_out: str, robot_secrets: str | None, robot_secrets_out: str) -> ConfigOptions:
+    if no_config and config_only:
+        raise UsageError("--no-config and --config-only exclude each other")
+    return ConfigOptions(enabled=not no_config, skip=parse_skip(skip), system=system, create_users=create_users,
+                         robot_secrets=robot_secrets, robot_secrets_out=robot_secrets_out,
+                         user_passwords_out=user_passwords_out)
+# -- end of configuration options -------------------------------------------------------------
 
 
 def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
              dest_tls_verify: str, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
-             force: bool = False, dry_run: bool = False, verify_only: bool = False) -> MigrationOptions:
+             force: bool = False, dry_run: bool = False, verify_only: bool = False,
+             config: ConfigOptions | None = None, images: bool = True) -> MigrationOptions:
     state.refuse_override("migrate" if not verify_only else "verify",
                           "a migration keeps every platform and digest: drop the --override-* options")
     return MigrationOptions(
@@ -34,6 +68,8 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         engine=EngineOptions(proc=proc, retries=retries, force=force),
         dry_run=dry_run,
         verify_only=verify_only,
+        config=config or ConfigOptions(enabled=False),
+        images=images,
     )
 
 
@@ -97,6 +133,13 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
                   f"{total - (outcome.in_place or 0)} to copy")
 
 
+def _print_configuration(console: Console, outcome: MigrationOutcome, title: str) -> None:
+    if outcome.configuration is not None:
+        if outcome.configuration:
+            console.print(config_table(outcome.configuration, title))
+        print_config_details(console, outcome.configuration)
+
+
 async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
     console = stderr_console()
     journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
@@ -110,6 +153,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
+            _print_configuration(Console(), outcome, "configuration plan (dry run, nothing written)")
             if report:
                 write_report(report, outcome.to_json())
             return
@@ -119,11 +163,14 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             if journal is not None:
                 journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}")
             await migration.create_projects(outcome)
-            events = make_events(len(outcome.plan.jobs), quiet=quiet, console=console)
-            migration.events = events
-            with events:
-                await migration.copy(outcome)
-            await migration.verify(outcome)
+            await migration.configure(outcome, BEFORE)
+            if options.images:
+                events = make_events(len(outcome.plan.jobs), quiet=quiet, console=console)
+                migration.events = events
+                with events:
+                    await migration.copy(outcome)
+                await migration.verify(outcome)
+            await migration.configure(outcome, AFTER)
             if journal is not None:
                 journal.finish_run()
         if report:
@@ -135,12 +182,16 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 console.print(summary_table(outcome.run))
                 print_failures(console, outcome.run)
             _print_mismatches(console, outcome)
-            checked = len(outcome.plan.expected)
-            console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
-                          + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
+            if options.images:
+                checked = len(outcome.plan.expected)
+                console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
+                              + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
+            _print_configuration(console, outcome, "configuration")
         if not outcome.ok:
             failed = len(outcome.run.failed) if outcome.run else 0
+            refused = sum(e.failed for e in outcome.configuration or [])
             raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
+                                 + (f", {refused} configuration object(s) not migrated" if refused else "")
                                  + (f" (report: {report})" if report else ""))
     finally:
         await migration.close()
@@ -173,11 +224,22 @@ def migrate(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    no_config: NoConfig = False,
+    config_only: ConfigOnly = False,
+    skip_config: SkipConfig = [],  # noqa: B006
+    system: SystemConfig = False,
+    create_users: CreateUsers = False,
+    user_passwords_out: UserPasswordsOut = "user-passwords.json",
+    robot_secrets: RobotSecrets = None,
+    robot_secrets_out: RobotSecretsOut = "robot-secrets.json",
 ) -> None:
-    """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
+    """Migrate every project, repository, tag and signature, and the projects' configuration (members,
+    robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
+    config = _config_options(no_config, config_only, skip_config, system, create_users, user_passwords_out,
+                             robot_secrets, robot_secrets_out)
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, proc, retries, force=force, dry_run=dry_run)
+                       map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 

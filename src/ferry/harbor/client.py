@@ -85,6 +85,16 @@ class HarborAPI:
         resp.release()
         return resp.status
 
+    async def send_for_answer(self, method: str, path: str, body: Any, *, ok: tuple[int, ...], what: str) -> Any:
+        """A JSON write whose answer is needed (a new robot's secret): the parsed answer, None if empty."""
+        _, raw = await self.http.fetch(method, API + path, basic=True, ok=ok, what=what, limit=_ANSWER_LIMIT,
+                                       headers={"Content-Type": "application/json", "Accept": "application/json"},
+                                       body=json.dumps(body).encode())
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise ProtocolError(f"{self.host}: {what} answered something that is not JSON") from None
+
     # -- identity ---------------------------------------------------------------------------
 
     async def is_harbor(self) -> bool:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def systeminfo(srv: HarborServer, caller: Caller) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "auth_mode": "db_auth",
+        "auth_mode": srv.auth_mode,
         "banner_message": "",
         "primary_auth_mode": False,
         "self_registration": False,
@@ -31,7 +31,7 @@ def systeminfo(srv: HarborServer, caller: Caller) -> dict[str, Any]:
                 "has_ca_root": False,
                 "notification_enable": True,
                 "project_creation_restriction": srv.project_creation_restriction,
-                "read_only": False,
+                "read_only": srv.read_only,
                 "registry_storage_provider_name": "filesystem",
                 "registry_url": srv.host,
             }
