@@ -19,11 +19,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.harbor import artifacts, projects, quotas, repositories, system
+from tests.support.harbor import artifacts, chartmuseum, projects, quotas, repositories, system
 from tests.support.harbor.client import V2Client
 from tests.support.harbor.common import (
     ADMIN_PASSWORD,
     API,
+    HARBOR_VERSION,
     ISSUER,
     ROLES,
     SERVICE,
@@ -75,8 +76,13 @@ class HarborServer:
         project_creation_restriction: str = "adminonly",
         sid_cookie: bool = True,
         token_expires_in: int = 1800,
+        harbor_version: str = HARBOR_VERSION,
     ) -> None:
         self.workdir = Path(workdir)
+        # -- charts (issue 11): a Harbor before 2.8 has ChartMuseum; seed it with self.chartmuseum.add(…)
+        self.harbor_version = harbor_version
+        self.chartmuseum = chartmuseum.ChartMuseum() if chartmuseum.has_chartmuseum(harbor_version) else None
+        # -- end charts
         self.project_creation_restriction = project_creation_restriction
         self.sid_cookie = sid_cookie
         self.token_expires_in = token_expires_in
@@ -369,6 +375,8 @@ class HarborServer:
                 resp = token_endpoint(self, request)
             elif path.startswith(API + "/"):
                 resp = await self._api(request, path)
+            elif path.startswith((chartmuseum.API_PREFIX, chartmuseum.REPO_PREFIX)):  # charts (issue 11)
+                resp = await chartmuseum.handle(self, request, path)
             else:
                 resp = HarborError(404, f"path {path} was not found").response()
             status = resp.status
