@@ -14,9 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ferry.auth import credentials
+from ferry.chart_migration import ChartCopier, ChartOutcome, plan_charts
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
+from ferry.harbor.charts import ChartMuseumAPI
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
 from ferry.journal import Journal
@@ -79,6 +81,8 @@ class MigrationOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     dry_run: bool = False
     verify_only: bool = False
+    charts: bool = True  # charts (issue 11): --no-charts
+    charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
 
 
 @dataclass(slots=True)
@@ -103,11 +107,13 @@ class MigrationOutcome:
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
+    charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
 
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
-        return not failed and not self.mismatches
+        charts_bad = bool(self.charts and (self.charts.failed or self.charts.mismatches))
+        return not failed and not self.mismatches and not charts_bad
 
     def to_json(self) -> dict[str, Any]:
         from ferry.report import summary_dict
@@ -135,6 +141,7 @@ class MigrationOutcome:
                     for m in self.mismatches
                 ],
             },
+            "charts": self.charts.to_json() if self.charts else None,
         }
 
 
@@ -154,6 +161,7 @@ class Migration:
         self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
         self.journal = journal
         self.events = events
+        self.src_charts, self.dst_charts = ChartMuseumAPI(self.src_api), ChartMuseumAPI(self.dst_api)
 
     async def close(self) -> None:
         await self.conns.close()
@@ -189,6 +197,12 @@ class Migration:
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
                                    inventory_requests=self.src_api.http.stats.requests - before)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
+        # -- charts (issue 11)
+        if src_harbor and self.options.charts:
+            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
+                                               [p.name for p in plan.projects], sel, self.options.charts_as,
+                                               self.dst.host)
+        # -- end charts
         return outcome
 
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
@@ -242,6 +256,9 @@ class Migration:
         mismatches = await verify(self.conns, outcome.plan.expected)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+            outcome.charts.in_place = len(outcome.charts.jobs) - len(outcome.charts.mismatches)
 
     async def copy(self, outcome: MigrationOutcome) -> None:
         engine = Engine(self.conns, self.options.engine, journal=self.journal, events=self.events)
@@ -252,6 +269,13 @@ class Migration:
         images.requests += accessories.requests
         images.http_retries += accessories.http_retries
         outcome.run = images
+        if outcome.charts is not None:  # charts (issue 11): after the images
+            await self._charts(outcome.charts).run()
 
     async def verify(self, outcome: MigrationOutcome) -> None:
         outcome.mismatches = await verify(self.conns, outcome.plan.expected)
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+
+    def _charts(self, charts: ChartOutcome) -> ChartCopier:
+        return ChartCopier(charts, self.src_charts, self.dst_charts, self.conns, self.journal)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ferry.chart_migration import CHARTS_AS
 from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import parse_bool, warn_argv_password
 from ferry.cli.progress import make_events, stderr_console
 from ferry.engine import EngineOptions
-from ferry.errors import RunFailedError
+from ferry.errors import RunFailedError, UsageError
 from ferry.journal import Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
@@ -22,7 +25,8 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
              dest_tls_verify: str, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
-             force: bool = False, dry_run: bool = False, verify_only: bool = False) -> MigrationOptions:
+             force: bool = False, dry_run: bool = False, verify_only: bool = False, charts: bool = True,
+             charts_as: str | None = None) -> MigrationOptions:
     for flag, value in (("--src-creds", src_creds), ("--dest-creds", dest_creds)):
         if value and ":" in value:
             warn_argv_password(flag)
@@ -37,7 +41,50 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         engine=EngineOptions(proc=proc, retries=retries, force=force),
         dry_run=dry_run,
         verify_only=verify_only,
+        charts=charts,
+        charts_as=_charts_as(charts_as),
     )
+
+
+# -- charts (issue 11) ----------------------------------------------------------------------------
+NoCharts = Annotated[bool, typer.Option("--no-charts", help="Leave Helm charts (ChartMuseum) out.")]
+ChartsAs = Annotated[str | None, typer.Option(
+    "--charts-as", metavar="chartmuseum|oci",
+    help="How charts arrive at a destination that still has ChartMuseum (default chartmuseum); "
+    "a destination without one always gets OCI charts.")]
+
+
+def _charts_as(value: str | None) -> str | None:
+    if value is not None and value not in CHARTS_AS:
+        raise UsageError(f"invalid --charts-as {value!r}", hint="expected chartmuseum or oci")
+    return value
+
+
+def _print_charts(console: Console, outcome: MigrationOutcome, *, plan: bool) -> None:
+    charts = outcome.charts
+    if charts is None:
+        return
+    table = Table(title=f"Helm charts → {'OCI charts' if charts.mode == 'oci' else 'ChartMuseum'}"
+                  + (" (dry run)" if plan else ""), header_style="bold")
+    cols = ("project", "charts", "versions") + (() if plan else ("copied", "skipped", "failed", "verified"))
+    for col in cols:
+        table.add_column(col, justify="left" if col == "project" else "right")
+    for project, row in charts.project_rows().items():
+        counts = [row["charts"], row["versions"]] + ([] if plan else [row["copied"], row["skipped"], row["failed"]])
+        verified = [] if plan else [f"{row['versions'] - row['not_verified']}/{row['versions']}"]
+        table.add_row(project, *map(str, counts), *verified)
+    console.print(table)
+    if plan:
+        for job in charts.jobs:
+            console.print(f"  chart {job.chart.label} → {job.destination(charts.dst_host, charts.mode)}",
+                          highlight=False, soft_wrap=True)
+        console.print(f"{charts.in_place} of {len(charts.jobs)} chart versions already in place")
+        return
+    for rec in charts.failed:
+        console.print(f"[red]failed[/red] chart {rec.source}: {rec.error}", highlight=False, soft_wrap=True)
+    for job, why in charts.mismatches:
+        console.print(f"[red]not verified[/red] chart {job.chart.label}: {why}", highlight=False, soft_wrap=True)
+# -- end charts
 
 
 def _project_table(outcome: MigrationOutcome, title: str) -> Table:
@@ -110,6 +157,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
+            _print_charts(Console(), outcome, plan=True)
             if report:
                 write_report(report, outcome.to_json())
             return
@@ -135,12 +183,15 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 console.print(summary_table(outcome.run))
                 print_failures(console, outcome.run)
             _print_mismatches(console, outcome)
+            _print_charts(console, outcome, plan=False)
             checked = len(outcome.plan.expected)
             console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
                           + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
         if not outcome.ok:
             failed = len(outcome.run.failed) if outcome.run else 0
-            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
+            charts = (f", {len(outcome.charts.failed)} chart version(s) failed, {len(outcome.charts.mismatches)} "
+                      "not verified") if outcome.charts else ""
+            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified{charts}"
                                  + (f" (report: {report})" if report else ""))
     finally:
         await migration.close()
@@ -173,11 +224,13 @@ def migrate(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
 ) -> None:
-    """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
+    """Migrate every project, repository, tag, signature and Helm chart from one Harbor (or registry) to another."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, proc, retries, force=force, dry_run=dry_run)
+                       map_, proc, retries, force=force, dry_run=dry_run, charts=not no_charts, charts_as=charts_as)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 
@@ -201,9 +254,11 @@ def verify_cmd(
     map_: p.Maps = [],  # noqa: B006
     report: p.Report = None,
     quiet: p.Quiet = False,
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
 ) -> None:
-    """Check that every selected source tag and digest is at the destination with the same digest."""
+    """Check that every selected source tag, digest and chart version is at the destination, unchanged."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, 1, 0, verify_only=True)
+                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as)
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))
