@@ -114,11 +114,11 @@ def _typed(fields: tuple[tuple[str, Any], ...], data: Any, where: str) -> dict[s
             sub = _MAINTAINER if kind == "maintainers" else _DEPENDENCY
             value = [_typed(sub, v, f"{where} {key}") for v in value]
         elif kind == "any":
-            pass
+            value = json.loads(json.dumps(value, sort_keys=True, default=str))  # Go sorts map keys
         elif kind is dict:
             if not isinstance(value, dict):
                 raise ChartError(f"{where}: {key} is not a mapping")
-            value = {str(k): _scalar(v, f"{where}: {key}.{k}") for k, v in value.items()}
+            value = {str(k): _scalar(v, f"{where}: {key}.{k}") for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
         elif kind is list:
             if not isinstance(value, list):
                 raise ChartError(f"{where}: {key} is not a list")
