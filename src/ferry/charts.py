@@ -118,7 +118,8 @@ def _typed(fields: tuple[tuple[str, Any], ...], data: Any, where: str) -> dict[s
         elif kind is dict:
             if not isinstance(value, dict):
                 raise ChartError(f"{where}: {key} is not a mapping")
-            value = {str(k): _scalar(v, f"{where}: {key}.{k}") for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+            items = sorted((str(k), v) for k, v in value.items())
+            value = {k: _scalar(v, f"{where}: {key}.{k}") for k, v in items}
         elif kind is list:
             if not isinstance(value, list):
                 raise ChartError(f"{where}: {key} is not a list")
