@@ -8,7 +8,6 @@ Paths are Harbor 2.7's legacy chart API (``/api/chartrepo/{project}/charts…``,
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from ferry.harbor.client import HarborAPI
 CHART_API = "/api/chartrepo"
 CHART_REPO = "/chartrepo"
 _ARCHIVE_LIMIT = 256 * 1024 * 1024  # a chart archive is small; Helm itself refuses charts above 20 MiB
-_JSON_LIMIT = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +56,7 @@ class ChartMuseumAPI:
         self.host = api.host
 
     async def _json(self, path: str, what: str, allow: tuple[int, ...] = ()) -> Any:
-        resp, raw = await self.http.fetch("GET", path, basic=True, allow=allow, what=what, limit=_JSON_LIMIT,
-                                          headers={"Accept": "application/json"})
-        if resp.status in allow:
-            return resp.status
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ProtocolError(f"{self.host}: {what} answered something that is not JSON") from None
+        return await self.api.get_json(path, allow=allow, what=what)
 
     async def available(self) -> bool:
         """Harbor 2.7 and earlier with ChartMuseum: systeminfo says so, or its health check answers."""
