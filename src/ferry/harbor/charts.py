@@ -61,8 +61,11 @@ class ChartMuseumAPI:
     async def available(self) -> bool:
         """Harbor 2.7 and earlier with ChartMuseum: systeminfo says so, or its health check answers."""
         info = await self.api.systeminfo()
-        if info.get("with_chartmuseum") is True:
-            return True
+        if "with_chartmuseum" in info:
+            return info["with_chartmuseum"] is True
+        version = re.match(r"v?(\d+)\.(\d+)", str(info.get("harbor_version", "")))
+        if version:  # no need to ask: 2.8 removed ChartMuseum, and with it the systeminfo field
+            return (int(version[1]), int(version[2])) < (2, 8)
         try:
             health = await self._json(f"{CHART_API}/health", "ChartMuseum health", allow=(404, 401, 403, 405))
         except (NotFoundError, AuthError, ProtocolError):
