@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.charts import CHART_LAYER_MEDIA_TYPE, ChartError, OCIChart, build_oci_chart, oci_tag
+from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.errors import FerryError, NotFoundError, UsageError
 from ferry.harbor.charts import ChartMuseumAPI, ChartVersion
-from ferry.journal import JobRecord, Journal
+from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.media import sha256_digest
-from ferry.plan.inventory import Selection, bounded_map
+from ferry.plan.inventory import Selection
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ChartOutcome:
 
     @property
     def failed(self) -> list[JobRecord]:
-        return [r for r in self.records if r.status == "failed"]
+        return [r for r in self.records if r.status is JobStatus.FAILED]
 
     def project_rows(self) -> dict[str, dict[str, int]]:
         """Per source project: charts, versions, copied, skipped, failed, not verified."""
@@ -66,7 +67,7 @@ class ChartOutcome:
             row["versions"] += 1
             rec = by_source.get(job.chart.label)
             if rec is not None:
-                row[rec.status] += 1
+                row[str(rec.status)] += 1
             row["not_verified"] += id(job) in bad
         return rows
 
@@ -133,19 +134,19 @@ class ChartCopier:
 
     async def _one(self, job: ChartJob) -> JobRecord:
         started = time.monotonic()
-        rec = JobRecord(job.chart.label, job.destination(self.outcome.dst_host, self.outcome.mode), "copied",
+        rec = JobRecord(job.chart.label, job.destination(self.outcome.dst_host, self.outcome.mode), JobStatus.COPIED,
                         digest=job.chart.digest, source_digest=job.chart.digest)
         try:
             have = await self.present(job)
             if have == job.chart.digest:
-                rec.status = "skipped"
+                rec.status = JobStatus.SKIPPED
             elif have is not None:
                 raise FerryError(f"the destination already holds this version with another archive ({have})",
                                  hint="delete it at the destination to have it copied")
             else:
                 rec.bytes = await self._copy(job)
         except (FerryError, ChartError) as e:
-            rec.status, rec.error = "failed", str(e)
+            rec.status, rec.error = JobStatus.FAILED, str(e)
             log.warning("chart %s: %s", job.chart.label, e)
         rec.seconds = time.monotonic() - started
         if self.journal is not None:
