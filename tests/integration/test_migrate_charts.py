@@ -192,3 +192,42 @@ def test_a_harbor_28_answers_404_on_chartmuseum_paths(harbor_factory: Factory) -
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(dst.url + path, timeout=10)
         assert err.value.code == 404
+
+
+def test_chartmuseum_follows_harbors_permissions(source: HarborServer) -> None:
+    """The test server's chart repository: private projects hidden, pushing needs developer or more."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    source.add_user("guest", "Guest12345")
+    source.add_user("dev", "Dev12345")
+    source.add_member("apps", "guest", "guest")
+    source.add_member("apps", "dev", "developer")
+
+    def call(path: str, user: str | None = None, password: str = "", data: bytes | None = None,
+             ctype: str = "") -> int:
+        req = urllib.request.Request(source.url + path, data=data, method="POST" if data else "GET")
+        if user:
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        if ctype:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert call("/api/chartrepo/apps/charts") == 401  # private project, anonymous
+    assert call("/api/chartrepo/infra/charts") == 200  # public project
+    assert call("/api/chartrepo/apps/charts", "guest", "Guest12345") == 200
+    assert call("/chartrepo/apps/charts/web-1.0.0.tgz", "guest", "Guest12345") == 200
+    assert call("/chartrepo/apps/charts/web-1.0.0.tgz.prov", "guest", "Guest12345") == 404  # unsigned
+    archive = chart_archive("new", "0.0.1")
+    body = (b'--b\r\nContent-Disposition: form-data; name="chart"; filename="new-0.0.1.tgz"\r\n\r\n' + archive
+            + b"\r\n--b--\r\n")
+    form = "multipart/form-data; boundary=b"
+    assert call("/api/chartrepo/apps/charts", "guest", "Guest12345", body, form) == 403
+    assert call("/api/chartrepo/apps/charts", "dev", "Dev12345", body, form) == 201
+    assert call("/api/chartrepo/apps/charts", "dev", "Dev12345", body, form) == 409  # no overwrite
+    assert source.chartmuseum is not None and source.chartmuseum.get("apps", "new", "0.0.1").archive == archive
