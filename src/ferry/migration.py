@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 
 from ferry.access import Access, AccessMap
 from ferry.auth.side import Side
+from ferry.chart_migration import ChartCopier, ChartOutcome, plan_charts
 from ferry.concurrency import bounded_map
 from ferry.configuration import AFTER, BEFORE, ConfigEntry, ConfigOptions, Configuration
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
+from ferry.harbor.charts import ChartMuseumAPI
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
 from ferry.harbor.resource import Context
@@ -76,6 +78,8 @@ class MigrationOptions:
     verify_only: bool = False
     config: ConfigOptions = field(default_factory=ConfigOptions)  # --no-config, --skip-config …
     images: bool = True  # False with --config-only
+    charts: bool = True  # charts (issue 11): --no-charts
+    charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
 
 
 class ProjectAction(StrEnum):
@@ -111,11 +115,14 @@ class MigrationOutcome:
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
     configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
+    charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
 
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
-        return not failed and not self.mismatches and not any(e.failed for e in self.configuration or [])
+        charts_bad = bool(self.charts and (self.charts.failed or self.charts.mismatches))
+        return (not failed and not self.mismatches and not charts_bad
+                and not any(e.failed for e in self.configuration or []))
 
     def configuration_json(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """The report's configuration section: destination project (or "(system)") → kind → objects."""
@@ -151,6 +158,7 @@ class MigrationOutcome:
                     for m in self.mismatches
                 ],
             },
+            "charts": self.charts.to_json() if self.charts else None,
         }
 
 
@@ -173,6 +181,7 @@ class Migration:
         # read before anything else: a malformed file is bad input, refused before a request is sent
         self.robot_secrets = load_robot_secrets(options.config.robot_secrets) if options.config.robot_secrets else {}
         self.configuration: Configuration | None = None
+        self.src_charts, self.dst_charts = ChartMuseumAPI(self.src_api), ChartMuseumAPI(self.dst_api)
 
     async def close(self) -> None:
         await self.conns.close()
@@ -210,6 +219,12 @@ class Migration:
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
         if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only:
             await self._plan_configuration(outcome, src_user, dst_user)
+        # -- charts (issue 11)
+        if src_harbor and self.options.charts:
+            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
+                                               [p.name for p in plan.projects], sel, self.options.charts_as,
+                                               self.dst.host)
+        # -- end charts
         return outcome
 
     # -- configuration (issue 10): planned here, applied around the copy ---------------------
@@ -293,6 +308,9 @@ class Migration:
         mismatches = await verify(self.conns, outcome.plan.expected)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+            outcome.charts.in_place = len(outcome.charts.jobs) - len(outcome.charts.mismatches)
 
     async def copy(self, outcome: MigrationOutcome) -> None:
         engine = Engine(self.conns, self.options.engine, journal=self.journal, events=self.events)
@@ -303,6 +321,13 @@ class Migration:
         images.requests += accessories.requests
         images.http_retries += accessories.http_retries
         outcome.run = images
+        if outcome.charts is not None:  # charts (issue 11): after the images
+            await self._charts(outcome.charts).run()
 
     async def verify(self, outcome: MigrationOutcome) -> None:
         outcome.mismatches = await verify(self.conns, outcome.plan.expected)
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+
+    def _charts(self, charts: ChartOutcome) -> ChartCopier:
+        return ChartCopier(charts, self.src_charts, self.dst_charts, self.conns, self.journal)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
+from ferry.chart_migration import CHARTS_AS
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.options import side
@@ -57,7 +58,8 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
              force: bool = False, dry_run: bool = False, verify_only: bool = False,
-             config: ConfigOptions | None = None, images: bool = True) -> MigrationOptions:
+             config: ConfigOptions | None = None, images: bool = True, charts: bool = True,
+             charts_as: str | None = None) -> MigrationOptions:
     state.refuse_override("migrate" if not verify_only else "verify",
                           "a migration keeps every platform and digest: drop the --override-* options")
     return MigrationOptions(
@@ -70,7 +72,50 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         verify_only=verify_only,
         config=config or ConfigOptions(enabled=False),
         images=images,
+        charts=charts,
+        charts_as=_charts_as(charts_as),
     )
+
+
+# -- charts (issue 11) ----------------------------------------------------------------------------
+NoCharts = Annotated[bool, typer.Option("--no-charts", help="Leave Helm charts (ChartMuseum) out.")]
+ChartsAs = Annotated[str | None, typer.Option(
+    "--charts-as", metavar="chartmuseum|oci",
+    help="How charts arrive at a destination that still has ChartMuseum (default chartmuseum); "
+    "a destination without one always gets OCI charts.")]
+
+
+def _charts_as(value: str | None) -> str | None:
+    if value is not None and value not in CHARTS_AS:
+        raise UsageError(f"invalid --charts-as {value!r}", hint="expected chartmuseum or oci")
+    return value
+
+
+def _print_charts(console: Console, outcome: MigrationOutcome, *, plan: bool) -> None:
+    charts = outcome.charts
+    if charts is None:
+        return
+    table = Table(title=f"Helm charts → {'OCI charts' if charts.mode == 'oci' else 'ChartMuseum'}"
+                  + (" (dry run)" if plan else ""), header_style="bold")
+    cols = ("project", "charts", "versions") + (() if plan else ("copied", "skipped", "failed", "verified"))
+    for col in cols:
+        table.add_column(col, justify="left" if col == "project" else "right")
+    for project, row in charts.project_rows().items():
+        counts = [row["charts"], row["versions"]] + ([] if plan else [row["copied"], row["skipped"], row["failed"]])
+        verified = [] if plan else [f"{row['versions'] - row['not_verified']}/{row['versions']}"]
+        table.add_row(project, *map(str, counts), *verified)
+    console.print(table)
+    if plan:
+        for job in charts.jobs:
+            console.print(f"  chart {job.chart.label} → {job.destination(charts.dst_host, charts.mode)}",
+                          highlight=False, soft_wrap=True)
+        console.print(f"{charts.in_place} of {len(charts.jobs)} chart versions already in place")
+        return
+    for rec in charts.failed:
+        console.print(f"[red]failed[/red] chart {rec.source}: {rec.error}", highlight=False, soft_wrap=True)
+    for job, why in charts.mismatches:
+        console.print(f"[red]not verified[/red] chart {job.chart.label}: {why}", highlight=False, soft_wrap=True)
+# -- end charts
 
 
 def _project_table(outcome: MigrationOutcome, title: str) -> Table:
@@ -154,6 +199,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
             _print_configuration(Console(), outcome, "configuration plan (dry run, nothing written)")
+            _print_charts(Console(), outcome, plan=True)
             if report:
                 write_report(report, outcome.to_json())
             return
@@ -182,6 +228,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 console.print(summary_table(outcome.run))
                 print_failures(console, outcome.run)
             _print_mismatches(console, outcome)
+            _print_charts(console, outcome, plan=False)
             if options.images:
                 checked = len(outcome.plan.expected)
                 console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
@@ -190,7 +237,9 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if not outcome.ok:
             failed = len(outcome.run.failed) if outcome.run else 0
             refused = sum(e.failed for e in outcome.configuration or [])
-            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
+            charts = (f", {len(outcome.charts.failed)} chart version(s) failed, {len(outcome.charts.mismatches)} "
+                      "not verified") if outcome.charts else ""
+            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified{charts}"
                                  + (f", {refused} configuration object(s) not migrated" if refused else "")
                                  + (f" (report: {report})" if report else ""))
     finally:
@@ -232,14 +281,17 @@ def migrate(
     user_passwords_out: UserPasswordsOut = "user-passwords.json",
     robot_secrets: RobotSecrets = None,
     robot_secrets_out: RobotSecretsOut = "robot-secrets.json",
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
 ) -> None:
-    """Migrate every project, repository, tag and signature, and the projects' configuration (members,
-    robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
+    """Migrate every project, repository, tag, signature and Helm chart, and the projects' configuration
+    (members, robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
     config = _config_options(no_config, config_only, skip_config, system, create_users, user_passwords_out,
                              robot_secrets, robot_secrets_out)
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only)
+                       map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only,
+                       charts=not no_charts, charts_as=charts_as)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 
@@ -263,9 +315,11 @@ def verify_cmd(
     map_: p.Maps = [],  # noqa: B006
     report: p.Report = None,
     quiet: p.Quiet = False,
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
 ) -> None:
-    """Check that every selected source tag and digest is at the destination with the same digest."""
+    """Check that every selected source tag, digest and chart version is at the destination, unchanged."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, 1, 0, verify_only=True)
+                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as)
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))

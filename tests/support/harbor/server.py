@@ -22,6 +22,7 @@ from aiohttp import web
 from tests.support.harbor import (
     allowlist,
     artifacts,
+    chartmuseum,
     immutable,
     labels,
     members,
@@ -39,6 +40,7 @@ from tests.support.harbor.client import V2Client
 from tests.support.harbor.common import (
     ADMIN_PASSWORD,
     API,
+    HARBOR_VERSION,
     ISSUER,
     READ_ONLY,
     ROLES,
@@ -115,8 +117,13 @@ class HarborServer:
         auth_mode: str = "db_auth",
         sid_cookie: bool = True,
         token_expires_in: int = 1800,
+        harbor_version: str = HARBOR_VERSION,
     ) -> None:
         self.workdir = Path(workdir)
+        # -- charts (issue 11): a Harbor before 2.8 has ChartMuseum; seed it with self.chartmuseum.add(…)
+        self.harbor_version = harbor_version
+        self.chartmuseum = chartmuseum.ChartMuseum() if chartmuseum.has_chartmuseum(harbor_version) else None
+        # -- end charts
         self.project_creation_restriction = project_creation_restriction
         self.auth_mode = auth_mode
         self.read_only = False
@@ -578,6 +585,8 @@ class HarborServer:
                 resp = token_endpoint(self, request)
             elif path.startswith(API + "/"):
                 resp = await self._api(request, path)
+            elif path.startswith((chartmuseum.API_PREFIX, chartmuseum.REPO_PREFIX)):  # charts (issue 11)
+                resp = await chartmuseum.handle(self, request, path)
             else:
                 resp = HarborError(404, f"path {path} was not found").response()
             status = resp.status
