@@ -1,17 +1,16 @@
 """The ``ferry`` command: argument rewriting, command registration, the ``ferry: …`` error line and
-exit codes. Nothing imports this module; the commands register on :data:`ferry.cli.app.app`."""
+exit codes. Nothing imports this module; the commands register on :data:`ferry.cli.app.app`.
+typer and the commands are imported only past the ``--version`` fast path (see :func:`run`)."""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import typer
-import typer.main
+from ferry import __version__
 
-from ferry.cli import images  # noqa: F401  (its commands register themselves on ``app``)
-from ferry.cli.app import app, debug_enabled
-from ferry.cli.options import command_index, hoist_global_options, normalize_argv
-from ferry.errors import FerryError, Interrupted
+if TYPE_CHECKING:
+    from ferry.errors import FerryError
 
 
 def _register(wanted: str | None) -> None:
@@ -29,12 +28,35 @@ def _register(wanted: str | None) -> None:
 
 def _command_names() -> set[str]:
     """Names of the commands registered so far (typer derives a missing name from the function)."""
+    from ferry.cli.app import app
+
     return {c.name or c.callback.__name__.lower().replace("_", "-") for c in app.registered_commands if c.callback}
+
+
+#: ``ferry --version`` alone, answered before typer, rich and aiohttp are imported (about 0.3 s of
+#: imports); with any other argument the version is printed by the app's eager option as before.
+_VERSION_ONLY = (["--version"], ["-v"])
 
 
 def run(argv: list[str] | None = None) -> None:
     """Console entry point."""
-    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in _VERSION_ONLY:
+        print(f"ferry version {__version__}")
+        sys.exit(0)
+    _run(args)
+
+
+def _run(args: list[str]) -> None:
+    import typer
+    import typer.main
+
+    from ferry.cli import images  # noqa: F401  (its commands register themselves on ``app``)
+    from ferry.cli.app import app, debug_enabled
+    from ferry.cli.options import command_index, hoist_global_options, normalize_argv
+    from ferry.errors import FerryError, Interrupted
+
+    args = normalize_argv(args)
     try:
         at = command_index(args, typer.main.get_command(app))
         if at is not None or not {"--version", "-v"} & set(args):  # help lists every command; --version none
@@ -64,6 +86,8 @@ def run(argv: list[str] | None = None) -> None:
 def _usage_error_types() -> tuple[type[Exception], ...]:
     """The argument parser's errors: typer >= 0.20 vendors click (``typer.TyperException``); older
     typer raises click's own ``ClickException``."""
+    import typer
+
     types: list[type[Exception]] = []
     if (vendored := getattr(typer, "TyperException", None)) is not None:
         types.append(vendored)
@@ -77,6 +101,8 @@ def _usage_error_types() -> tuple[type[Exception], ...]:
 
 
 def _fail(e: FerryError) -> None:
+    from ferry.cli.app import debug_enabled
+
     if debug_enabled():
         import traceback
 
