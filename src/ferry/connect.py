@@ -6,33 +6,34 @@ other or of it, so none of them imports a module that imports it back.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from ferry.access import Access, AccessMap
 from ferry.errors import UsageError
 from ferry.http import HTTPPool, RetryPolicy
 from ferry.refs import ImageRef, PathRef, RegistryRef
-from ferry.transports.archive import ArchiveDestination, ArchiveSource
 from ferry.transports.base import Destination, Source
-from ferry.transports.directory import DirDestination, DirSource
-from ferry.transports.layout import LayoutDestination, LayoutSource
 from ferry.transports.registry import RegistryClient, Repository
 
 LocalTransport = tuple[Callable[[PathRef], Source], Callable[[PathRef], Destination]]
-#: The local transports by name: (Source class, Destination class). Opening one is cheap: files are
-#: read on first use, and a Destination's ``commit()`` makes the image visible.
-LOCAL_TRANSPORTS: dict[str, LocalTransport] = {
-    "oci": (LayoutSource, LayoutDestination),
-    "dir": (DirSource, DirDestination),
-    "docker-archive": (ArchiveSource, ArchiveDestination),
+#: The local transports by name: (module, Source class, Destination class). Opening one is cheap: files
+#: are read on first use, and a Destination's ``commit()`` makes the image visible. Their modules
+#: (tarfile, gzip …) are imported on first use: a registry-to-registry copy never needs them.
+LOCAL_TRANSPORTS: dict[str, tuple[str, str, str]] = {
+    "oci": ("ferry.transports.layout", "LayoutSource", "LayoutDestination"),
+    "dir": ("ferry.transports.directory", "DirSource", "DirDestination"),
+    "docker-archive": ("ferry.transports.archive", "ArchiveSource", "ArchiveDestination"),
 }
 
 
 def _local(ref: PathRef) -> LocalTransport:
     try:
-        return LOCAL_TRANSPORTS[ref.transport]
+        module, source, destination = LOCAL_TRANSPORTS[ref.transport]
     except KeyError:
         raise UsageError(f"{ref}: not a local transport", hint="use oci:, dir: or docker-archive:") from None
+    classes = importlib.import_module(module)
+    return getattr(classes, source), getattr(classes, destination)
 
 
 def open_source(ref: PathRef) -> Source:
