@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := docker-registry skopeo
 
-.PHONY: setup system-deps demo test lint bench clean
+.PHONY: setup system-deps demo test lint bench bench-quick clean
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -32,6 +32,12 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.run
+
+# One quick case, one run each (default: the WAN case, small, at 80 ms); CASE=big etc. for another.
+CASE ?= wan
+QUICK_ARGS ?= $(if $(filter wan,$(CASE)),--rtts 80 --wan-big-mb 50 --wan-bulk 2x3x2)
+bench-quick: setup
+	$(PY) -m bench.run --case $(CASE) --reps 1 $(QUICK_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -271,6 +271,7 @@ class Bench:
         self.policy.write_text(json.dumps(_POLICY))
         self.ferry = str(Path(sys.executable).with_name("ferry"))
         self._registries: list[Registry] = []
+        self._proxies: dict[str, list[subprocess.Popen[str]]] = {}  # registry host → its latency proxies
         self.shared: dict[str, Any] = {}  # results one case hands to a later one
         self._n = 0
 
@@ -338,15 +339,40 @@ class Bench:
             tmp.rename(cached)
         return reg
 
+    def delayed(self, reg: Registry, rtt_ms: int) -> Registry:
+        """``reg`` as competitors see it through ``bench.latency`` (every request held ``rtt_ms``);
+        ``reg`` itself when ``rtt_ms`` is 0. Access logs and CPU are still read from ``reg``."""
+        if not rtt_ms:
+            return reg
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "bench.latency", "--upstream", reg.host, "--rtt-ms", str(rtt_ms)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=Path(__file__).parent.parent,
+        )
+        line = proxy.stdout.readline() if proxy.stdout else ""
+        if not line.startswith("listening "):
+            proxy.kill()
+            raise RuntimeError(f"latency proxy for {reg.host} did not start: {line!r}")
+        self._proxies.setdefault(reg.host, []).append(proxy)
+        host = line.split()[1]
+        return dataclasses.replace(reg, host=host, url=f"http://{host}")
+
+    def _stop_proxies(self, host: str) -> None:
+        for proxy in self._proxies.pop(host, []):
+            proxy.terminate()
+            proxy.wait(timeout=10)
+
     def drop(self, reg: Registry) -> None:
-        """Stop a registry and delete its data."""
+        """Stop a registry (and its latency proxies) and delete its data."""
+        self._stop_proxies(reg.host)
         reg.stop()
         if reg in self._registries:
             self._registries.remove(reg)
         shutil.rmtree(reg.workdir, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop every registry still running."""
+        """Stop every registry (and latency proxy) still running."""
+        for host in list(self._proxies):
+            self._stop_proxies(host)
         for reg in list(self._registries):
             reg.stop()
         self._registries.clear()
@@ -550,44 +576,50 @@ def head_rate(reg: Registry, imgs: Sequence[Image], count: int = 1000, concurren
 
 
 # -- case 1: one big layer ---------------------------------------------------------------------------
-def case_big(b: Bench, *, size: int = 400 * workloads.MB) -> list[CaseResult]:
+def _at(key: str, title: str, rtt_ms: int) -> tuple[str, str]:
+    """A case's key and title, marked with the round trip its registries are behind (0: none)."""
+    return (f"wan{rtt_ms}-{key}", f"{title}, {rtt_ms} ms round trip") if rtt_ms else (key, title)
+
+
+def case_big(b: Bench, *, size: int = 400 * workloads.MB, rtt_ms: int = 0) -> list[CaseResult]:
     """One image with a single ``size``-byte layer, registry to registry; the limit is the destination
-    ingesting the layer from a local file."""
+    ingesting the layer from a local file. ``rtt_ms``: both registries behind a latency proxy."""
     wl = b.workload("big", size=size)
     img = wl.images[0]
     layer = json.loads(wl.layout.read_blob(img.digest))["layers"][0]
     src = b.source("big-src", wl)
+    far_src = b.delayed(src, rtt_ms)
+    key, title = _at("big", f"1. big layer ({size / 1e6:.0f} MB), cold", rtt_ms)
     comps = ["ferry copy", "skopeo copy", "limit: upload from file"]
     samples: list[Sample] = []
     for rep in range(b.reps):
         for comp in comps:
             dst = b.registry(f"big-dst-{rep}")
+            far_dst = b.delayed(dst, rtt_ms)
             if comp == "ferry copy":
                 cmd = [
                     b.ferry,
                     "copy",
                     "--src-tls-verify=false",
                     "--dest-tls-verify=false",
-                    f"docker://{src.host}/{img.repo}:{img.tag}",
-                    f"docker://{dst.host}/{img.repo}:{img.tag}",
+                    f"docker://{far_src.host}/{img.repo}:{img.tag}",
+                    f"docker://{far_dst.host}/{img.repo}:{img.tag}",
                 ]
-                samples.append(b.run("big", comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
+                samples.append(b.run(key, comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
             elif comp == "skopeo copy":
-                cmd = b.skopeo_copy(src, dst, img)
-                samples.append(b.run("big", comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
+                cmd = b.skopeo_copy(far_src, far_dst, img)
+                samples.append(b.run(key, comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
             else:
                 path = str(wl.layout.blob_path(layer["digest"]))
-                cmd = [sys.executable, "-I", "-c", _UPLOAD, dst.host, img.repo, layer["digest"], path]
+                cmd = [sys.executable, "-I", "-c", _UPLOAD, far_dst.host, img.repo, layer["digest"], path]
                 samples.append(
                     b.run(
-                        "big", comp, rep, [cmd], src, dst, check=lambda d=dst: check_blob(d, img.repo, layer["digest"])
+                        key, comp, rep, [cmd], src, dst, check=lambda d=dst: check_blob(d, img.repo, layer["digest"])
                     )
                 )
             b.drop(dst)
     b.drop(src)
-    res = CaseResult(
-        "big", f"1. big layer ({size / 1e6:.0f} MB), cold", 1, wl.blob_bytes, samples, comps, "ferry copy", wl.params
-    )
+    res = CaseResult(key, title, 1, wl.blob_bytes, samples, comps, "ferry copy", wl.params)
     f, s, lim = (res.median(c) for c in comps)
     rss = max((x.peak_rss_kib for x in res.ok_samples("ferry copy")), default=0) / 1024
     res.targets = [
@@ -604,11 +636,15 @@ def _target(text: str, value: float | None, limit: float) -> Target:
 
 # -- cases 2 and 3: Harbor-like bulk, cold and nothing to do ------------------------------------------------
 def case_bulk(
-    b: Bench, *, projects: int = 6, repos: int = 6, tags: int = 4, copy_loop_noop: bool = False
+    b: Bench, *, projects: int = 6, repos: int = 6, tags: int = 4, copy_loop_noop: bool = False, rtt_ms: int = 0
 ) -> list[CaseResult]:
-    """``projects × repos × tags`` images with a shared base layer per project; cold, then nothing to do."""
+    """``projects × repos × tags`` images with a shared base layer per project; cold, then nothing to do.
+    ``rtt_ms``: both registries behind a latency proxy."""
     wl = b.workload("harbor", projects=projects, repos=repos, tags=tags)
     src = b.source("bulk-src", wl)
+    far_src = b.delayed(src, rtt_ms)
+    cold_key, cold_title = _at("bulk-cold", "2. Harbor-like bulk, cold", rtt_ms)
+    noop_key, noop_title = _at("bulk-noop", "3. Harbor-like bulk, nothing to do", rtt_ms)
     all_tags: dict[str, list[str]] = {repo: [] for repo in wl.repos}
 
     cold = ["ferry sync", "skopeo sync (per repo)", "skopeo copy (per image)"]
@@ -616,46 +652,74 @@ def case_bulk(
     for rep in range(b.reps):
         for comp in cold:
             dst = b.registry(f"bulk-dst-{rep}")
+            far_dst = b.delayed(dst, rtt_ms)
             if comp == "ferry sync":
-                cmds = [b.ferry_sync_yaml(src, dst, all_tags, "bulk")]
+                cmds = [b.ferry_sync_yaml(far_src, far_dst, all_tags, "bulk")]
             elif comp.startswith("skopeo sync"):
-                cmds = b.skopeo_sync_repos(src, dst, wl.repos)
+                cmds = b.skopeo_sync_repos(far_src, far_dst, wl.repos)
             else:
-                cmds = [b.skopeo_copy(src, dst, img) for img in wl.images]
+                cmds = [b.skopeo_copy(far_src, far_dst, img) for img in wl.images]
             samples.append(
-                b.run("bulk-cold", comp, rep, cmds, src, dst, check=lambda d=dst: check_images(d, wl.images))
+                b.run(cold_key, comp, rep, cmds, src, dst, check=lambda d=dst: check_images(d, wl.images))
             )
             b.drop(dst)
-    res_cold = CaseResult(
-        "bulk-cold", "2. Harbor-like bulk, cold", len(wl.images), wl.blob_bytes, samples, cold, "ferry sync", wl.params
-    )
+    res_cold = CaseResult(cold_key, cold_title, len(wl.images), wl.blob_bytes, samples, cold, "ferry sync", wl.params)
     f, s = res_cold.median("ferry sync"), res_cold.median("skopeo sync (per repo)")
     res_cold.targets = [_target("ferry ≤ 1/3 × skopeo sync", f / s if f and s else None, 1 / 3)]
-    b.shared["bulk-cold"] = ((projects, repos, tags), res_cold)
+    if rtt_ms == WAN_TARGET_RTT_MS:
+        res_cold.targets.append(_target("ferry ≤ 0.05 × skopeo sync", f / s if f and s else None, 0.05))
+    if not rtt_ms:
+        b.shared["bulk-cold"] = ((projects, repos, tags), res_cold)
 
     # Nothing to do: its own source and a destination that already holds everything (storage copies).
     noop_src = b.registry("bulk-noop-src", storage_from=src)
     b.drop(src)
     dst = b.registry("bulk-noop-dst", storage_from=noop_src)
+    far_src, far_dst = b.delayed(noop_src, rtt_ms), b.delayed(dst, rtt_ms)
     noop = ["ferry sync", "skopeo sync (per repo)"] + (["skopeo copy (per image)"] if copy_loop_noop else [])
     samples = []
     for rep in range(b.reps):
         for comp in noop:
             if comp == "ferry sync":
-                cmds = [b.ferry_sync_yaml(noop_src, dst, all_tags, "bulk-noop")]
+                cmds = [b.ferry_sync_yaml(far_src, far_dst, all_tags, "bulk-noop")]
             elif comp.startswith("skopeo sync"):
-                cmds = b.skopeo_sync_repos(noop_src, dst, wl.repos)
+                cmds = b.skopeo_sync_repos(far_src, far_dst, wl.repos)
             else:
-                cmds = [b.skopeo_copy(noop_src, dst, img) for img in wl.images]
-            samples.append(b.run("bulk-noop", comp, rep, cmds, noop_src, dst))
+                cmds = [b.skopeo_copy(far_src, far_dst, img) for img in wl.images]
+            samples.append(b.run(noop_key, comp, rep, cmds, noop_src, dst))
     b.drop(dst)
     b.drop(noop_src)
-    res_noop = CaseResult(
-        "bulk-noop", "3. Harbor-like bulk, nothing to do", len(wl.images), 0, samples, noop, "ferry sync", wl.params
-    )
+    res_noop = CaseResult(noop_key, noop_title, len(wl.images), 0, samples, noop, "ferry sync", wl.params)
     f, s = res_noop.median("ferry sync"), res_noop.median("skopeo sync (per repo)")
     res_noop.targets = [_target("ferry ≤ 1/5 × skopeo sync (2nd run)", f / s if f and s else None, 1 / 5)]
+    if rtt_ms == WAN_TARGET_RTT_MS:
+        res_noop.targets.append(_target("ferry ≤ 0.05 × skopeo sync (2nd run)", f / s if f and s else None, 0.05))
     return [res_cold, res_noop]
+
+
+# -- the WAN case: cases 1-3 with both registries behind a latency proxy ------------------------------------
+WAN_RTTS_MS = (20, 80)
+WAN_TARGET_RTT_MS = 80  # the issue's target: cold and nothing to do ≤ 0.05 × skopeo sync at 80 ms
+
+
+def case_wan(
+    b: Bench,
+    *,
+    rtts: Sequence[int] = WAN_RTTS_MS,
+    size: int = 400 * workloads.MB,
+    projects: int = 6,
+    repos: int = 6,
+    tags: int = 4,
+    copy_loop_noop: bool = False,
+) -> list[CaseResult]:
+    """Cases 1-3 with every request held one round trip (``bench.latency``), at each of ``rtts``:
+    where a copier waits on the network rather than works, requests per image and what it keeps in
+    flight decide its time."""
+    out: list[CaseResult] = []
+    for rtt in rtts:
+        out += case_big(b, size=size, rtt_ms=rtt)
+        out += case_bulk(b, projects=projects, repos=repos, tags=tags, copy_loop_noop=copy_loop_noop, rtt_ms=rtt)
+    return out
 
 
 # -- case 4: many small images ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ alternately, prints one table and writes the same as JSON under ``bench/results/
 
     python -m bench.run                        # everything, 3 runs per competitor
     python -m bench.run --case big --reps 1    # one case, quickly
+    python -m bench.run --case wan --reps 1 --rtts 80 --wan-big-mb 50 --wan-bulk 2x3x2  # make bench-quick
     python -m bench.run --update-docs          # also put the table into docs/benchmarks.md
     python -m bench.run --case inventory       # bench/inventory.py's Harbor inventory bench (opt-in)
 """
@@ -40,6 +41,7 @@ CASES: dict[str, Callable[..., list[CaseResult]]] = {
     "bulk": cases.case_bulk,
     "small": cases.case_small,
     "scale": cases.case_scale,
+    "wan": cases.case_wan,
 }
 OPTIONAL = ("inventory",)  # not in the default run: its own seeding alone is long
 MB = 1e6
@@ -233,6 +235,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-cache", action="store_true", help="seed every source with skopeo, cache nothing")
     p.add_argument("--big-mb", type=int, default=400, help="size of the big layer in MB (default 400)")
     p.add_argument("--bulk", default="6x6x4", help="projects x repositories x tags for bulk and scale (default 6x6x4)")
+    p.add_argument("--rtts", default=",".join(map(str, cases.WAN_RTTS_MS)),
+                   help="round trips in ms for the wan case (default %(default)s)")
+    p.add_argument("--wan-big-mb", type=int, help="big layer of the wan case in MB (default: --big-mb)")
+    p.add_argument("--wan-bulk", help="projects x repositories x tags of the wan case (default: --bulk)")
     p.add_argument("--small", default="100x10", help="repositories x tags of tiny images (default 100x10)")
     p.add_argument("--small-skopeo", action="store_true", help="also run skopeo sync in case 4 (slow: ~1 min a run)")
     p.add_argument("--noop-copy-loop", action="store_true", help="also run the skopeo copy loop in case 3")
@@ -273,11 +279,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = Bench(workdir, args.reps, cache=None if args.no_cache else args.cache, log=log)
     projects, repos, tags = (int(x) for x in args.bulk.lower().split("x"))
     s_repos, s_tags = (int(x) for x in args.small.lower().split("x"))
+    w_projects, w_repos, w_tags = (int(x) for x in (args.wan_bulk or args.bulk).lower().split("x"))
     kwargs: dict[str, dict[str, Any]] = {
         "big": {"size": args.big_mb * 1_000_000},
         "bulk": {"projects": projects, "repos": repos, "tags": tags, "copy_loop_noop": args.noop_copy_loop},
         "small": {"repos": s_repos, "tags": s_tags, "with_skopeo": args.small_skopeo},
         "scale": {"projects": projects, "repos": repos, "tags": tags, "reuse_bulk": args.scale_reuse_1x},
+        "wan": {
+            "rtts": [int(x) for x in args.rtts.split(",") if x.strip()],
+            "size": (args.wan_big_mb or args.big_mb) * 1_000_000,
+            "projects": w_projects, "repos": w_repos, "tags": w_tags, "copy_loop_noop": args.noop_copy_loop,
+        },
     }
     results: list[CaseResult] = []
     durations: dict[str, float] = {}
