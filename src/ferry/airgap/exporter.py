@@ -24,6 +24,7 @@ from ferry.airgap import description as d
 from ferry.airgap.offline import check_export
 from ferry.connect import Connections
 from ferry.engine import RunEvents
+from ferry.errors import FerryError
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project
 from ferry.journal import Journal
@@ -128,8 +129,16 @@ class Export(Migration):
                                       storage_limit=po.storage_limit, repositories=repos))
         return d.Description(
             source=d.Source(url=self.options.source.url, kind="harbor" if outcome.source_is_harbor else "registry"),
-            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            created=self._created(),
             projects=projects, images=images)
+
+    def _created(self) -> str:
+        """When the export began: a rerun keeps the time of the first run, so that the description of
+        an unchanged export, and the volumes named after it, stay the same."""
+        try:
+            return d.read_description(self.directory).created
+        except FerryError:
+            return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
     def _media_type(self, digest: str) -> str:
         algo, _, hexpart = digest.partition(":")

@@ -100,11 +100,13 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
                   f"{total - (outcome.in_place or 0)} to copy")
 
 
-async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
+async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool,
+               kind: type[Migration] = Migration) -> None:
+    """One run of ``kind`` (a Migration, or ``ferry.airgap``'s Export or Import)."""
     console = stderr_console()
     journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
     total_events = make_events(0, quiet=quiet, console=console)
-    migration = Migration(options, journal=journal, events=total_events)
+    migration = kind(options, journal=journal, events=total_events)
     try:
         outcome = await migration.prepare()
         if options.dry_run:
@@ -183,8 +185,9 @@ def migrate(
 
 @app.command("verify")
 def verify_cmd(
-    src_url: str = typer.Argument(..., metavar="SRC_URL", help="https://host[:port] or http://host[:port]"),
-    dst_url: str = typer.Argument(..., metavar="DST_URL", help="https://host[:port] or http://host[:port]"),
+    src_url: str = typer.Argument(..., metavar="SRC_URL|DIR", help="https://host[:port] or http://host[:port]; "
+                                  "alone: an export directory (ferry export) to check offline"),
+    dst_url: str | None = typer.Argument(None, metavar="DST_URL", help="https://host[:port] or http://host[:port]"),
     src_creds: p.SrcCreds = None,
     dest_creds: p.DestCreds = None,
     src_tls_verify: p.SrcTlsVerify = "true",
@@ -202,7 +205,13 @@ def verify_cmd(
     report: p.Report = None,
     quiet: p.Quiet = False,
 ) -> None:
-    """Check that every selected source tag and digest is at the destination with the same digest."""
+    """Check that every selected source tag and digest is at the destination with the same digest;
+    with one directory, rehash an export offline and check that every reference in it resolves."""
+    if dst_url is None:
+        from ferry.cli.airgap import verify_export
+
+        verify_export(src_url, report=report, quiet=quiet)
+        return
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, 1, 0, verify_only=True)
