@@ -30,7 +30,9 @@ class Artifact(_Model):
     media_type: str = ""
     size: int | None = None  # Harbor's artifact size; None from a plain registry
     tags: list[str] = Field(default_factory=list)
-    push_time: str | None = None
+    push_time: str | None = None  # Harbor's; None for accessories (Harbor lists them under their subject)
+    subject: str | None = None  # an accessory's (a signature's) subject digest
+    accessory_type: str | None = None  # Harbor's accessory type: signature.cosign, …
 
 
 class Repository(_Model):

@@ -104,6 +104,7 @@ class Export(Migration):
     def _describe(self, outcome: MigrationOutcome, done: list[tuple[Job, str]]) -> d.Description:
         plan = outcome.plan
         accessories = set(plan.accessories)
+        of_subject = {acc.digest: acc for art in plan.artifacts.values() for acc in art.accessories}
         images = []
         for job, digest in done:
             assert isinstance(job.source, RegistryRef)
@@ -119,9 +120,11 @@ class Export(Migration):
                     art = artifacts.get(image.digest)
                     if art is None:
                         known = plan.artifacts.get((repo, image.digest))
+                        acc = of_subject.get(image.digest)
                         art = artifacts[image.digest] = d.Artifact(
                             digest=image.digest, media_type=image.media_type, size=known.size if known else None,
-                            push_time=known.push_time if known else None)
+                            push_time=known.push_time if known else None,
+                            subject=acc.subject_digest if acc else None, accessory_type=acc.type if acc else None)
                     if image.tag:
                         art.tags.append(image.tag)
                 repos.append(d.Repository(name=repo, artifacts=list(artifacts.values())))

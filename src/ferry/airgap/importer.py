@@ -56,8 +56,8 @@ class Import(Migration):
             job = Job(PathRef("oci", self.directory, image.digest), dst, origin=project)
             (plan.accessories if image.accessory else plan.images).append(job)
             plan.expected.append(Expected(PathRef("oci", self.directory, image.ref_name), dst, image.digest, project))
-            if repo not in plan.repositories.setdefault(project, []):
-                plan.repositories[project].append(repo)
+            if dst.repository not in plan.repositories.setdefault(project, []):
+                plan.repositories[project].append(dst.repository)  # as the destination names it
         for p in self.description.projects:
             for r in p.repositories:
                 plan.sizes.update({a.digest: a.size for a in r.artifacts if a.size is not None})

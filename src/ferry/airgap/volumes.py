@@ -35,7 +35,7 @@ BLOCK = tarfile.BLOCKSIZE
 #: Bytes a volume needs besides its members: tar's two end blocks and its padding to a 10 KiB record.
 END_OVERHEAD = 2 * BLOCK + tarfile.RECORDSIZE
 ENTRY_BUDGET = 512  # bytes of ferry-volume.json reserved per member (its JSON line is about 250)
-MIN_VOLUME = 1_000_000
+MIN_VOLUME = 32_000  # tar end padding and headers take about 12 kB of a volume
 CHUNK = 4 * 1024 * 1024
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
@@ -49,7 +49,7 @@ def parse_size(text: str) -> int:
                          "or Ki, Mi, Gi, Ti (powers of 1024), e.g. 25G")
     size = int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper()])
     if size < MIN_VOLUME:
-        raise UsageError(f"--volume-size {text} is too small", hint="at least 1M")
+        raise UsageError(f"--volume-size {text} is too small", hint="at least 32K")
     return size
 
 

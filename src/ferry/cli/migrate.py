@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +17,8 @@ from ferry.errors import RunFailedError
 from ferry.journal import Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
+from ferry.plan.model import Job
+from ferry.refs import RegistryRef
 from ferry.report import human_bytes, print_failures, summary_table, write_report
 
 
@@ -74,6 +78,11 @@ def _print_mismatches(console: Console, outcome: MigrationOutcome, limit: int = 
         console.print(f"… and {len(outcome.mismatches) - limit} more (see --report)")
 
 
+def _registry_side(job: Job) -> RegistryRef:
+    """The source, or for an import (whose source is a layout entry) the destination."""
+    return job.source if isinstance(job.source, RegistryRef) else cast(RegistryRef, job.destination)
+
+
 def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
     plan = outcome.plan
     table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
@@ -92,7 +101,8 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
         for d in po.differences:
             console.print(f"project {po.destination}: {d}")
         for repo in plan.repositories.get(po.name, []):
-            tags = [j.source.tag or j.source.digest for j in plan.images if j.source.repository == repo]
+            tags = [_registry_side(j).tag or _registry_side(j).digest for j in plan.images
+                    if _registry_side(j).repository == repo]
             console.print(f"  {repo}: {', '.join(str(t) for t in tags[:20])}{' …' if len(tags) > 20 else ''}",
                           highlight=False)
     total = len(plan.expected)
