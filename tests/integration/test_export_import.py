@@ -302,6 +302,16 @@ def proxy() -> Iterator[Callable[[str], FaultProxy]]:
         p.stop()
 
 
+def killed_at(px: FaultProxy, rule: Rule, args: list[str], tmp: Path) -> None:
+    """Start ferry, SIGKILL it once ``rule`` holds its request; the proxy then lets everything through."""
+    proc = spawn_ferry(*args, home=tmp / "home", env=FAST, log=tmp / "killed.log")
+    try:
+        px.wait(rule, timeout=120)
+    finally:
+        kill(proc)
+    px.abandon()
+
+
 def blob_gets(reg: Registry, since: int = 0) -> list[str]:
     return [r.path.rsplit("/", 1)[1] for r in reg.requests(since) if r.method == "GET" and "/blobs/sha256:" in r.path]
 
@@ -319,12 +329,7 @@ def test_plain_registry_export_killed_mid_blob_resumes_then_imports_into_a_regis
     out = tmp_path / "export"
     args = ["export", f"http://{px.host}", str(out), "--retries", "0", "--journal", str(tmp_path / "export.db"),
             "--report", str(tmp_path / "export.json")]
-    proc = spawn_ferry(*args, home=tmp_path / "home", env=FAST, log=tmp_path / "killed.log")
-    try:
-        px.wait(rule, timeout=120)
-    finally:
-        kill(proc)
-    px.abandon()
+    killed_at(px, rule, args, tmp_path)
     on_disk = {f"sha256:{f.name}" for f in (out / "blobs/sha256").iterdir() if not f.name.startswith("ferry-")}
     assert on_disk and layer not in on_disk and not (out / "ferry-export.json").exists()
 
@@ -355,12 +360,7 @@ def test_import_killed_mid_push_resumes(
         (rule,) = px.add(Rule(Stall(), "PUT", rf"/{img.repo}/manifests/{img.tag}$"))
         args = ["import", str(out), f"http://{px.host}", "--retries", "0", "--journal", str(tmp_path / "import.db"),
                 "--report", str(tmp_path / "import.json")]
-        proc = spawn_ferry(*args, home=tmp_path / "home", env=FAST, log=tmp_path / "killed.log")
-        try:
-            px.wait(rule, timeout=120)
-        finally:
-            kill(proc)
-        px.abandon()
+        killed_at(px, rule, args, tmp_path)
         pushed_before = len(manifest_puts(dst))
         assert_whole(dst)
         mark = dst.mark()
