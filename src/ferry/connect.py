@@ -1,12 +1,48 @@
-"""Open image locations: registry repositories over one shared HTTP pool, or local paths."""
+"""Open image locations: registry repositories over one shared HTTP pool, or local paths.
+
+This is the transport factory (reference → Source/Destination): the transports know nothing of each
+other or of it, so none of them imports a module that imports it back.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ferry.errors import UsageError
 from ferry.http import HTTPPool, RetryPolicy
 from ferry.plan.model import Access, AccessMap
 from ferry.refs import ImageRef, PathRef, RegistryRef
+from ferry.transports.archive import ArchiveDestination, ArchiveSource
 from ferry.transports.base import Destination, Source
+from ferry.transports.directory import DirDestination, DirSource
+from ferry.transports.layout import LayoutDestination, LayoutSource
 from ferry.transports.registry import RegistryClient, Repository
+
+LocalTransport = tuple[Callable[[PathRef], Source], Callable[[PathRef], Destination]]
+#: The local transports by name: (Source class, Destination class). Opening one is cheap: files are
+#: read on first use, and a Destination's ``commit()`` makes the image visible.
+LOCAL_TRANSPORTS: dict[str, LocalTransport] = {
+    "oci": (LayoutSource, LayoutDestination),
+    "dir": (DirSource, DirDestination),
+    "docker-archive": (ArchiveSource, ArchiveDestination),
+}
+
+
+def _local(ref: PathRef) -> LocalTransport:
+    try:
+        return LOCAL_TRANSPORTS[ref.transport]
+    except KeyError:
+        raise UsageError(f"{ref}: not a local transport", hint="use oci:, dir: or docker-archive:") from None
+
+
+def open_source(ref: PathRef) -> Source:
+    """A Source for ``oci:``, ``dir:`` or ``docker-archive:``."""
+    return _local(ref)[0](ref)
+
+
+def open_destination(ref: PathRef) -> Destination:
+    """A Destination for ``oci:``, ``dir:`` or ``docker-archive:``."""
+    return _local(ref)[1](ref)
 
 
 class Connections:
@@ -35,15 +71,11 @@ class Connections:
 
     def source(self, ref: ImageRef) -> Source:
         if isinstance(ref, PathRef):
-            from ferry.transports.local import open_source
-
             return open_source(ref)
         return self.repository(ref)
 
     def destination(self, ref: ImageRef) -> Destination:
         if isinstance(ref, PathRef):
-            from ferry.transports.local import open_destination
-
             return open_destination(ref)
         return self.repository(ref, write=True)
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from ferry.errors import DigestMismatchError, FerryError, NotFoundError, ProtocolError, UsageError
-from ferry.media import Descriptor, Manifest, parse_manifest, platform_matches
+from ferry.errors import DigestMismatchError, ProtocolError
+from ferry.media import Descriptor, Manifest, filter_platforms, select_platform
 from ferry.plan.model import PlatformFilter
 from ferry.refs import is_digest
-from ferry.transports.base import Destination, Mountable, Source
+from ferry.transports.base import BlobsMissingError, Destination, Mountable, OpenStream, Source
 
 
 class Events(Protocol):
@@ -107,21 +106,20 @@ class BlobTransfers:
         self._first_run: dict[str, bool] = {}  # per store: the ledger knew nothing of it when the run began
 
     async def ensure(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
-        store = getattr(dst, "store_key", None)
-        name = getattr(dst, "name", "")
-        if store is None:
+        if not isinstance(dst, Mountable):
             # Local destinations: no ledger, no mounts; but a blob that several images of one layout
             # need at once is written (and fetched) once, the others find its file.
             where = getattr(dst, "path", None)
             async with self._exclusive((f"file:{where}", desc.digest)) if where else contextlib.nullcontext():
                 await self._check_or_upload(src, dst, desc, stats)
             return
+        store, name = dst.store_key, dst.name
         async with self._exclusive((store, desc.digest)):
             holders = self.ledger.holders(store, desc.digest)
             if name in holders:
                 stats.blobs_skipped += 1
                 return
-            if holders and isinstance(dst, Mountable):
+            if holders:
                 await self._mount(src, dst, desc, sorted(holders)[0], stats)
             else:
                 await self._check_or_upload(src, dst, desc, stats, ask_first=not await self.fresh_repository(dst))
@@ -146,24 +144,21 @@ class BlobTransfers:
         finally:
             del self._inflight[key]
 
-    async def fresh_repository(self, dst: Destination) -> bool:
+    async def fresh_repository(self, dst: Mountable) -> bool:
         """A repository that did not exist, at a destination no earlier run wrote to, holds only what
         this run put there, which the ledger knows: asking it about each blob would only hear "no".
         After an interrupted run the journal knows the destination and everything is asked about, since
         a killed run may have left blobs the journal never heard of."""
-        store = getattr(dst, "store_key", None)
-        if store is None or not isinstance(dst, Mountable):
-            return False
+        store = dst.store_key
         if store not in self._first_run:
             self._first_run[store] = not self.ledger.knows_store(store)
             self.ledger.touch_store(store)  # before anything is written: a killed run is known as such
         return self._first_run[store] and await dst.is_new()
 
     def forget(self, dst: Destination, blobs: list[Descriptor]) -> None:
-        store = getattr(dst, "store_key", None)
-        if store is not None:
+        if isinstance(dst, Mountable):
             for b in blobs:
-                self.ledger.forget(store, b.digest, getattr(dst, "name", ""))
+                self.ledger.forget(dst.store_key, b.digest, dst.name)
 
     async def _mount(self, src: Source, dst: Mountable, desc: Descriptor, from_name: str, stats: CopyStats) -> None:
         async with self._slots:
@@ -189,16 +184,17 @@ class BlobTransfers:
         stats.bytes_copied += max(desc.size, 0)
         self.events.blob_done(desc, "copied")
 
-    def _stream(self, src: Source, dst: object, desc: Descriptor) -> BlobStream:
+    def _stream(self, src: Source, dst: Destination, desc: Descriptor) -> OpenStream:
         # A destination that hashes what it stores (local transports) need not have it hashed twice.
-        return BlobStream(src, desc, self.events, verify=not getattr(dst, "verifies_blobs", False))
+        return BlobOpener(src, desc, self.events, verify=not dst.verifies_blobs)
 
 
-class BlobStream:
-    """Opens digest-verifying streams of one blob, from the start or from an offset a resumed upload
-    asks for. The hash state is kept every ``CHECKPOINT`` bytes, so a stream reopened at such an offset
-    still verifies the whole blob. The last chunk is held back until the digest checks, so a wrong blob
-    never completes an upload: the error aborts the request body before the registry sees its end.
+class BlobOpener:
+    """The :class:`OpenStream` of one blob of a Source: digest-verifying streams of it, from the start or
+    from an offset a resumed upload asks for. The hash state is kept every ``CHECKPOINT`` bytes, so a
+    stream reopened at such an offset still verifies the whole blob. The last chunk is held back until
+    the digest checks, so a wrong blob never completes an upload: the error aborts the request body
+    before the registry sees its end.
     """
 
     CHECKPOINT = 8 * 1024 * 1024
@@ -270,42 +266,6 @@ class BlobStream:
         if pending is not None:
             self.events.bytes_moved(len(pending))
             yield pending
-
-
-def filter_platforms(index: Manifest, platforms: PlatformFilter) -> Manifest:
-    """An index keeping only the children whose platform is selected: a new manifest, a new digest."""
-    keep = [
-        entry
-        for entry, desc in zip(index.body.get("manifests", []), index.children, strict=True)
-        if (not platforms.os or (desc.platform or {}).get("os") in platforms.os)
-        and (not platforms.arch or (desc.platform or {}).get("architecture") in platforms.arch)
-        and (not platforms.variant or (desc.platform or {}).get("variant") == platforms.variant)
-    ]
-    if not keep:
-        raise NotFoundError(f"index {index.digest} has no child for the selected platforms")
-    if len(keep) == len(index.children):
-        return index
-    body = dict(index.body, manifests=keep)
-    raw = json.dumps(body, indent=3).encode()
-    return parse_manifest(raw, index.media_type)
-
-
-def parse_platform(spec: str) -> tuple[str, str, str | None]:
-    """``os/arch[/variant]``; a usage error otherwise (checked before anything is read)."""
-    parts = spec.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise UsageError(f"invalid platform {spec!r}", hint="expected os/arch or os/arch/variant, e.g. linux/arm64")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-def select_platform(index: Manifest, spec: str) -> Descriptor:
-    """The child of ``index`` for ``os/arch[/variant]`` (skopeo's --override-os/--override-arch)."""
-    os_, arch, variant = parse_platform(spec)
-    for child in index.children:
-        if platform_matches(child, os_, arch, variant):
-            return child
-    available = ", ".join(c.platform_string for c in index.children) or "none"
-    raise NotFoundError(f"index {index.digest} has no {spec} image (available: {available})")
 
 
 class ImageCopier:
@@ -394,8 +354,8 @@ class ImageCopier:
     async def _push(self, src: Source, dst: Destination, m: Manifest, reference: str, stats: CopyStats) -> None:
         try:
             await dst.put_manifest(m, reference)
-        except FerryError as e:
-            if e.code != "MANIFEST_BLOB_UNKNOWN" or not m.blobs:
+        except BlobsMissingError:
+            if not m.blobs:
                 raise
             # The journal said this repository held blobs it no longer has (deleted or garbage-collected
             # since): check every blob again, then push once more.

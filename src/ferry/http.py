@@ -9,23 +9,24 @@ without carrying credentials to another host, and turns failures into ferry erro
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
-import random
 import re
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
 from ferry.auth.challenge import Challenge, TokenCache, parse_challenge
+from ferry.auth.token import basic_authorization, fetch_token
+from ferry.bodies import read_limited
 from ferry.errors import AuthError, FerryError, NetworkError, NotFoundError, ProtocolError
 from ferry.plan.model import Access
+from ferry.retry import Attempts, Failure, RetryPolicy, causes, describe, retrying
 
 log = logging.getLogger("ferry.http")
 
@@ -33,9 +34,7 @@ log = logging.getLogger("ferry.http")
 Body = bytes | Callable[[], AsyncIterator[bytes]] | None
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
-MAX_TOKEN_BYTES = 1024 * 1024
 #: Where containers and docker look for per-registry certificates (besides --cert-dir).
 SYSTEM_CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 #: Seconds without a byte from the server before a request counts as stalled (and is retried).
@@ -49,22 +48,6 @@ def sock_read_timeout() -> float:
         return float(value) if value and float(value) > 0 else SOCK_READ_TIMEOUT
     except ValueError:
         return SOCK_READ_TIMEOUT
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    attempts: int = 5  # total tries of one request
-    base_delay: float = 0.25
-    max_delay: float = 20.0
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_delay * 3)
-            except ValueError:
-                pass
-        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return backoff * (0.5 + random.random() / 2)  # jitter: spread retries of many clients
 
 
 @dataclass(slots=True)
@@ -96,25 +79,13 @@ def tls_context(registry: str, access: Access) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:300]
-
-
-def _ferry_cause(exc: BaseException) -> FerryError | None:
-    """The ferry error that made aiohttp fail a request, e.g. raised by a streamed request body."""
-    seen: set[int] = set()
-    cause = exc.__cause__
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, FerryError):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__
+def _ssl_reason(exc: BaseException) -> str | None:
+    """OpenSSL's reason code (``WRONG_VERSION_NUMBER`` …) of the TLS error behind ``exc``."""
+    for cause in causes(exc):
+        reason = getattr(cause, "reason", None) if isinstance(cause, ssl.SSLError) else None
+        if reason:  # aiohttp's own SSL errors subclass SSLError without one; the cause has it
+            return str(reason)
     return None
-
-
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 class RegistryHTTP:
@@ -182,7 +153,7 @@ class RegistryHTTP:
                 await resp.read()
                 return "https"
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError) as e:
-            log.debug("https probe of %s failed (%s); using http", self.registry, _describe(e))
+            log.debug("https probe of %s failed (%s); using http", self.registry, describe(e))
             return "http"
 
     def _same_host(self, url: str) -> bool:
@@ -196,7 +167,7 @@ class RegistryHTTP:
             return None
         cred = self.access.credential
         if ch.scheme == "basic":
-            return _basic(cred.username, cred.password) if cred else None
+            return basic_authorization(cred) if cred else None
         key = (ch.realm, ch.service, scopes)
         token = None if fresh else self._tokens.get(*key)
         if token is None:
@@ -204,78 +175,22 @@ class RegistryHTTP:
             async with self._token_locks.setdefault(key, asyncio.Lock()):
                 token = None if fresh else self._tokens.get(*key)
                 if token is None:
-                    token, expires_in = await self._fetch_token(ch, scopes)
+                    token, expires_in = await fetch_token(self.session, self.registry, ch, scopes, cred,
+                                                          self.attempts(), self._count_request)
                     self._tokens.put(*key, token, expires_in)
         return f"Bearer {token}"
 
-    async def _fetch_token(self, ch: Challenge, scopes: frozenset[str]) -> tuple[str, float]:
-        realm = ch.realm
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ProtocolError(f"{self.registry}: token realm {realm!r} is not an http(s) URL")
-        query: list[tuple[str, str]] = []
-        if ch.service:
-            query.append(("service", ch.service))
-        query.extend(("scope", s) for s in sorted(scopes))
-        url = realm + ("&" if parts.query else "?") + urlencode(query)
-        headers: dict[str, str] = {}
-        cred = self.access.credential
-        realm_host = (parts.hostname or "").lower()
-        trusted = parts.scheme == "https" or realm_host == (urlsplit(f"//{self.registry}").hostname or "").lower()
-        if cred and not trusted:
-            # A realm on another host over plain HTTP could be anyone's: it gets no secret.
-            log.warning("not sending credentials to token realm %s over plain HTTP on another host", parts.netloc)
-            cred = None
-        # The token service fails transiently like any server (a restart, a proxy): retried the same way.
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                if cred and cred.identity_token:
-                    # docker's identity token: the OAuth2 refresh-token grant, by POST, instead of the password
-                    form = {"grant_type": "refresh_token", "refresh_token": cred.identity_token,
-                            "client_id": "ferry", "scope": " ".join(sorted(scopes))}
-                    if ch.service:
-                        form["service"] = ch.service
-                    request = self.session.post(realm, data=form, allow_redirects=False)
-                else:
-                    if cred:
-                        headers["Authorization"] = _basic(cred.username, cred.password)
-                    request = self.session.get(url, headers=headers, allow_redirects=False)
-                async with request as resp:
-                    self.stats.requests += 1
-                    if resp.status in (401, 403):
-                        raise AuthError(
-                            f"{self.registry}: credentials refused by the token service",
-                            hint="check the username and password (--creds, --authfile or ferry login)",
-                        )
-                    if resp.status in RETRY_STATUSES and attempt < self.retry.attempts:
-                        await self.backoff(attempt, resp.headers.get("Retry-After"),
-                                           f"token service {parts.netloc}: HTTP {resp.status}")
-                        continue
-                    if resp.status != 200:
-                        raise ProtocolError(f"{self.registry}: token service answered HTTP {resp.status}")
-                    body = await read_limited(resp, MAX_TOKEN_BYTES, f"{self.registry}: token service answer")
-                break
-            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
-                if attempt < self.retry.attempts:
-                    await self.backoff(attempt, None, f"token service {parts.netloc}: {_describe(e)}")
-                    continue
-                raise NetworkError(f"{self.registry}: cannot reach token service {parts.netloc}: "
-                                   f"{_describe(e)}") from None
-        import json
-
-        try:
-            data = json.loads(body)
-            token = data.get("token") or data.get("access_token")
-        except (ValueError, AttributeError):
-            token = None
-        if not isinstance(token, str) or not token or len(body) > MAX_TOKEN_BYTES:
-            raise ProtocolError(f"{self.registry}: token service returned no usable token")
-        expires_in = data.get("expires_in", 60)
-        if not isinstance(expires_in, int | float) or isinstance(expires_in, bool):
-            expires_in = 60
-        return token, float(expires_in)
-
     # -- requests ---------------------------------------------------------------------------
+
+    def attempts(self) -> Attempts:
+        """A fresh attempt budget for one operation; pass it to every request the operation makes."""
+        return Attempts(self.retry, on_retry=self._count_retry)
+
+    def _count_request(self) -> None:
+        self.stats.requests += 1
+
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
 
     async def request(
         self,
@@ -290,105 +205,83 @@ class RegistryHTTP:
         allow: tuple[int, ...] = (),
         what: str = "",
         retries: bool = True,
+        attempts: Attempts | None = None,
         basic: bool = False,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response (to be released by the caller) once its status is
         one of ``ok`` or ``allow``. ``path`` is ``/v2/...`` or an absolute URL on this registry (an
         upload ``Location``). Auth, retries and redirects happen here; other statuses become errors.
+        Retries draw on ``attempts``, the budget of the operation this request is part of (a new one
+        when not given); ``retries=False`` sends it once (an upload whose retry needs a new session).
         ``basic`` sends the credential as Basic auth up front (Harbor's API takes no challenge dance).
         """
         scopes = scopes or frozenset()
-        max_attempts = self.retry.attempts if retries else 1
-        attempt = 0
+        what = what or path
+        budget = (attempts or self.attempts()) if retries else Attempts(self.retry, limit=1)
         refreshed_auth = False
-        while True:
-            attempt += 1
-            try:
+
+        async def attempt() -> aiohttp.ClientResponse:
+            nonlocal refreshed_auth
+            while True:
                 resp = await self._send(method, path, scopes, headers, params, body, fresh_token=refreshed_auth,
                                         basic=basic)
-            except FerryError:
-                raise
-            except (aiohttp.ClientConnectorCertificateError, ssl.SSLError,
-                    aiohttp.ClientConnectorSSLError) as e:
-                if "WRONG_VERSION_NUMBER" in str(e):
-                    raise NetworkError(
-                        f"{self.registry}: the registry does not speak HTTPS",
-                        hint="for a plain-HTTP registry use --tls-verify=false "
-                             "(--src-tls-verify=false or --dest-tls-verify=false when copying)",
-                    ) from None
-                raise NetworkError(
-                    f"{self.registry}: TLS verification failed: {_describe(e)}",
-                    hint="trust its CA with --cert-dir DIR holding ca.crt (--src-cert-dir or --dest-cert-dir when "
-                         "copying), or use --tls-verify=false for a test registry",
-                ) from None
-            except aiohttp.ClientConnectorDNSError:
-                raise NetworkError(f"{self.registry}: unknown host", hint="check the registry name") from None
-            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
-                if (own := _ferry_cause(e)) is not None:
-                    raise own from None  # our request body failed (a blob not matching its digest): not the network
-                if "[SSL: " in str(e) and "ALERT" in str(e):  # the server's TLS alert, e.g. no client certificate
-                    raise NetworkError(
-                        f"{self.registry}: the registry refused the TLS connection: {_describe(e)}",
-                        hint="if it requires a client certificate, put client.cert and client.key in --cert-dir DIR "
-                             "(--src-cert-dir or --dest-cert-dir when copying)",
-                    ) from None
-                if attempt < max_attempts:
-                    await self.backoff(attempt, None, f"{method} {what or path}: {_describe(e)}")
-                    continue
-                raise NetworkError(f"{self.registry}: {method} {what or path} failed: {_describe(e)}",
-                                   hint="is the registry running and reachable?") from None
-            status = resp.status
-            if status in ok or status in allow:
-                return resp
-            if status == 401 and basic:
-                resp.release()
-                raise self._auth_error(what or path, None)
-            if status == 401:
-                ch = parse_challenge(resp.headers.get("WWW-Authenticate"))
-                resp.release()
-                if ch is not None and not refreshed_auth:
-                    # First challenge, a scope not yet granted, or an expired token: one fresh try.
-                    self._challenge = ch
-                    refreshed_auth = True
-                    attempt -= 1
-                    continue
-                raise self._auth_error(what or path, ch)
-            if status in RETRY_STATUSES and attempt < max_attempts:
-                retry_after = resp.headers.get("Retry-After")
-                resp.release()
-                await self.backoff(attempt, retry_after, f"{method} {what or path}: HTTP {status}")
-                continue
-            raise await self._status_error(resp, method, what or path)
+                if resp.status in ok or resp.status in allow:
+                    return resp
+                if resp.status == 401:
+                    ch = None if basic else parse_challenge(resp.headers.get("WWW-Authenticate"))
+                    resp.release()
+                    if ch is not None and not refreshed_auth:
+                        # First challenge, a scope not yet granted, or an expired token: one fresh try,
+                        # not counted as an attempt.
+                        self._challenge = ch
+                        refreshed_auth = True
+                        continue
+                    raise self._auth_error(what, ch)
+                budget.check_status(resp)
+                raise await self._status_error(resp, method, what)
+
+        def give_up(exc: BaseException, failure: Failure) -> FerryError:
+            return self._network_error(exc, failure, f"{method} {what}")
+
+        return await retrying(attempt, budget, f"{method} {what}", give_up)
 
     async def fetch(self, method: str, path: str, *, limit: int, what: str = "",
                     **kwargs: Any) -> tuple[aiohttp.ClientResponse, bytes]:
         """:meth:`request` and its whole body, at most ``limit`` bytes. A body cut short, reset or stalled
-        is retried like a failed request. The response comes back released (status and headers stay)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            resp = await self.request(method, path, what=what, **kwargs)
+        is retried like a failed request, from the same budget. The response comes back released
+        (status and headers stay)."""
+        budget = self.attempts()
+
+        async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
+            resp = await self.request(method, path, what=what, attempts=budget, **kwargs)
             try:
                 return resp, await read_limited(resp, limit, what or path)
-            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
-                if attempt >= self.retry.attempts:
-                    raise NetworkError(f"{self.registry}: {method} {what or path}: the answer was cut short "
-                                       f"{attempt} times: {_describe(e)}",
-                                       hint="is the registry (or a proxy in front of it) overloaded?") from None
-                await self.backoff(attempt, None, f"{method} {what or path}: answer cut short: {_describe(e)}")
             finally:
                 resp.release()
+
+        def give_up(exc: BaseException, failure: Failure) -> FerryError:
+            return NetworkError(f"{self.registry}: {method} {what or path}: the answer was cut short after "
+                                f"{budget.made} attempts: {describe(exc)}",
+                                hint="is the registry (or a proxy in front of it) overloaded?")
+
+        return await retrying(attempt, budget, f"{method} {what or path}: answer cut short", give_up)
 
     async def download(self, path: str, *, scopes: frozenset[str], offset: int = 0, what: str = "",
                        chunk_size: int = 1024 * 1024) -> AsyncGenerator[bytes, None]:
         """GET ``path`` and yield its body from byte ``offset``. A body cut short, reset or stalled midway is
-        resumed where it stopped (``Range``) under the same retry policy as a failed request; a server that
+        resumed where it stopped (``Range``), from the same attempt budget as the requests; a server that
         ignores ``Range`` is read from the start and skipped ahead."""
         position = offset
-        attempt = 0
+        budget = self.attempts()
+
+        def give_up(exc: BaseException, failure: Failure) -> FerryError:
+            return NetworkError(f"{self.registry}: GET {what or path} was cut short after {budget.made} attempts: "
+                                f"{describe(exc)}", hint="is the registry (or a proxy) overloaded?")
+
         while True:
             headers = {"Range": f"bytes={position}-"} if position else None
-            resp = await self.request("GET", path, scopes=scopes, headers=headers, ok=(200, 206), what=what)
+            resp = await self.request("GET", path, scopes=scopes, headers=headers, ok=(200, 206), what=what,
+                                      attempts=budget)
             try:
                 skip = position if (position and resp.status == 200) else 0
                 async for chunk in resp.content.iter_chunked(chunk_size):
@@ -401,12 +294,8 @@ class RegistryHTTP:
                     position += len(chunk)
                     yield chunk
                 return
-            except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
-                attempt += 1
-                if attempt >= self.retry.attempts:
-                    raise NetworkError(f"{self.registry}: GET {what or path} was cut short {attempt} times: "
-                                       f"{_describe(e)}", hint="is the registry (or a proxy) overloaded?") from None
-                await self.backoff(attempt, None, f"GET {what or path} cut at byte {position}: {_describe(e)}")
+            except Exception as exc:
+                await budget.after(exc, f"GET {what or path} cut at byte {position}", give_up)
             finally:
                 resp.release()
 
@@ -429,7 +318,7 @@ class RegistryHTTP:
         hdrs = dict(headers or {})
         cred = self.access.credential
         if basic:
-            auth = _basic(cred.username, cred.password) if cred else None
+            auth = basic_authorization(cred) if cred else None
         else:
             auth = await self._authorization(scopes, fresh=fresh_token)
         if auth:
@@ -490,11 +379,30 @@ class RegistryHTTP:
             url, params = nxt, None
         raise ProtocolError(f"{self.registry}: {what}: more than {max_pages} pages")
 
-    async def backoff(self, attempt: int, retry_after: str | None, why: str) -> None:
-        delay = self.retry.delay(attempt, retry_after)
-        self.stats.retries += 1
-        log.info("retrying in %.1fs (%s)", delay, why)
-        await asyncio.sleep(delay)
+    def _network_error(self, exc: BaseException, failure: Failure, what: str) -> NetworkError:
+        """The error for a request that the network failed for good (``exc``, of kind ``failure``)."""
+        if failure is Failure.UNKNOWN_HOST:
+            return NetworkError(f"{self.registry}: unknown host", hint="check the registry name")
+        if failure is Failure.TLS and isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):  # the handshake
+            if _ssl_reason(exc) == "WRONG_VERSION_NUMBER":
+                return NetworkError(
+                    f"{self.registry}: the registry does not speak HTTPS",
+                    hint="for a plain-HTTP registry use --tls-verify=false "
+                         "(--src-tls-verify=false or --dest-tls-verify=false when copying)",
+                )
+            return NetworkError(
+                f"{self.registry}: TLS verification failed: {describe(exc)}",
+                hint="trust its CA with --cert-dir DIR holding ca.crt (--src-cert-dir or --dest-cert-dir when "
+                     "copying), or use --tls-verify=false for a test registry",
+            )
+        if failure is Failure.TLS:  # the server's TLS alert after the handshake, e.g. no client certificate
+            return NetworkError(
+                f"{self.registry}: the registry refused the TLS connection: {describe(exc)}",
+                hint="if it requires a client certificate, put client.cert and client.key in --cert-dir DIR "
+                     "(--src-cert-dir or --dest-cert-dir when copying)",
+            )
+        return NetworkError(f"{self.registry}: {what} failed: {describe(exc)}",
+                            hint="is the registry running and reachable?")
 
     def _auth_error(self, what: str, ch: Challenge | None) -> AuthError:
         if ch is not None and ch.error == "invalid_token":  # the token service accepted us; the registry not its token
@@ -537,22 +445,6 @@ class RegistryHTTP:
             err = ProtocolError(f"{self.registry}: {method} {what} answered HTTP {status}{tail}")
         err.code = code or None
         return err
-
-
-async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """Read a whole body, refusing one larger than ``limit`` (hostile or broken servers)."""
-    declared = resp.content_length
-    if declared is not None and declared > limit:
-        resp.release()
-        raise ProtocolError(f"{what}: body of {declared} bytes exceeds the {limit}-byte limit")
-    # StreamReader.read(n) answers what is buffered (one chunk), not n bytes: read to the end.
-    data = bytearray()
-    while chunk := await resp.content.read(limit + 1 - len(data)):
-        data += chunk
-        if len(data) > limit:
-            resp.release()
-            raise ProtocolError(f"{what}: body exceeds the {limit}-byte limit")
-    return bytes(data)
 
 
 def next_link(header: str | None, current: str) -> str | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ferry.errors import ProtocolError
+from ferry.errors import NotFoundError, ProtocolError, UsageError
 from ferry.refs import is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -196,13 +197,62 @@ def referrers_tag(digest: str) -> str:
     return f"{algo}-{hexpart}"
 
 
-def platform_matches(desc: Descriptor, os: str | None, arch: str | None, variant: str | None = None) -> bool:
+class PlatformSelection(Protocol):
+    """Which children of an index to keep (``plan.model.PlatformFilter``); an empty field selects all."""
+
+    @property
+    def os(self) -> tuple[str, ...]: ...
+    @property
+    def arch(self) -> tuple[str, ...]: ...
+    @property
+    def variant(self) -> str | None: ...
+
+
+def platform_matches(
+    desc: Descriptor, os: Collection[str] = (), arch: Collection[str] = (), variant: str | None = None
+) -> bool:
+    """True when the descriptor's platform has one of ``os`` and one of ``arch`` (any when empty) and
+    the ``variant`` (any when None)."""
     p = desc.platform or {}
-    if os and p.get("os") != os:
+    if os and p.get("os") not in os:
         return False
-    if arch and p.get("architecture") != arch:
+    if arch and p.get("architecture") not in arch:
         return False
     return not (variant and p.get("variant") != variant)
+
+
+def filter_platforms(index: Manifest, platforms: PlatformSelection) -> Manifest:
+    """An index keeping only the children whose platform is selected: a new manifest, a new digest."""
+    keep = [
+        entry
+        for entry, desc in zip(index.body.get("manifests", []), index.children, strict=True)
+        if platform_matches(desc, platforms.os, platforms.arch, platforms.variant)
+    ]
+    if not keep:
+        raise NotFoundError(f"index {index.digest} has no child for the selected platforms")
+    if len(keep) == len(index.children):
+        return index
+    body = dict(index.body, manifests=keep)
+    raw = json.dumps(body, indent=3).encode()
+    return parse_manifest(raw, index.media_type)
+
+
+def parse_platform(spec: str) -> tuple[str, str, str | None]:
+    """``os/arch[/variant]``; a usage error otherwise (checked before anything is read)."""
+    parts = spec.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"invalid platform {spec!r}", hint="expected os/arch or os/arch/variant, e.g. linux/arm64")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def select_platform(index: Manifest, spec: str) -> Descriptor:
+    """The child of ``index`` for ``os/arch[/variant]`` (skopeo's --override-os/--override-arch)."""
+    os_, arch, variant = parse_platform(spec)
+    for child in index.children:
+        if platform_matches(child, (os_,), (arch,), variant):
+            return child
+    available = ", ".join(c.platform_string for c in index.children) or "none"
+    raise NotFoundError(f"index {index.digest} has no {spec} image (available: {available})")
 
 
 def manifest_digest(raw: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The Harbor test server (tests/support/harbor.py) checked against Harbor's own OpenAPI spec.
+"""The Harbor test server (tests/support/harbor/) checked against Harbor's own OpenAPI spec.
 
 Every JSON response kind the fixture produces is validated against the Swagger 2.0 definitions in
 ``shared/harbor/swagger.yaml`` (``$ref``s resolved), with go-swagger's serialisation rules applied
@@ -38,17 +38,8 @@ import pytest
 import yaml
 
 from tests.support import images, skopeo
-from tests.support.harbor import (
-    ADMIN_PASSWORD,
-    COSIGN_LAYER,
-    OCI_CONFIG,
-    OCI_MANIFEST,
-    ZERO_TIME,
-    HarborPushError,
-    HarborServer,
-    V2Client,
-    iter_pages,
-)
+from tests.support.harbor import ADMIN_PASSWORD, HarborPushError, HarborServer, V2Client, iter_pages
+from tests.support.harbor.common import COSIGN_LAYER, OCI_CONFIG, OCI_MANIFEST, ZERO_TIME
 from tests.support.pki import TokenSigner
 
 pytest_plugins = ["tests.support.harbor_fixtures"]

@@ -31,16 +31,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support import images
-from tests.support.harbor import (
-    COSIGN_LAYER,
-    DOCKER_LIST,
-    OCI_CONFIG,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    HarborPushError,
-    HarborServer,
-    V2Client,
-)
+from tests.support.harbor import HarborPushError, HarborServer, V2Client
+from tests.support.harbor.common import COSIGN_LAYER, DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from tests.support.skopeo import push_layout
 
 __all__ = ["HarborSeeder", "SeedClient", "Seeded", "cosign_tag", "pages"]

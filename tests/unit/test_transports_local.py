@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ferry.connect import open_destination, open_source
 from ferry.copy import ImageCopier
 from ferry.errors import DigestMismatchError, NotFoundError, ProtocolError, UsageError
 from ferry.media import Descriptor, Manifest
@@ -26,7 +27,6 @@ from ferry.refs import PathRef, parse_image_ref
 from ferry.transports.archive import ArchiveDestination, ArchiveSource
 from ferry.transports.directory import DirDestination, DirSource
 from ferry.transports.layout import LayoutDestination, LayoutSource
-from ferry.transports.local import open_destination, open_source
 from tests.support import images as im
 from tests.support.skopeo import skopeo
 

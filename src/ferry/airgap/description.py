@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ferry.errors import ProtocolError, UsageError
-from ferry.transports.local import write_file_atomic
+from ferry.transports.files import write_file_atomic
 
 DESCRIPTION_FILE = "ferry-export.json"
 FORMAT = "ferry-export"

@@ -29,12 +29,20 @@ from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project
 from ferry.journal import Journal
 from ferry.media import DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, parse_manifest
-from ferry.migration import Endpoint, Migration, MigrationOptions, MigrationOutcome, ProjectOutcome, connections_for
+from ferry.migration import (
+    Endpoint,
+    Migration,
+    MigrationOptions,
+    MigrationOutcome,
+    ProjectAction,
+    ProjectOutcome,
+    connections_for,
+)
 from ferry.plan.inventory import MigrationPlan
 from ferry.plan.model import Job
 from ferry.refs import PathRef, RegistryRef
+from ferry.transports.files import read_small, write_file_atomic
 from ferry.transports.layout import REF_NAME
-from ferry.transports.local import read_small, write_file_atomic
 from ferry.verify import Mismatch
 
 #: index.json types skopeo's oci: transport reads (field notes: it ignores the Docker ones).
@@ -77,8 +85,8 @@ class Export(Migration):
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
         limits = await self._source_limits() if src_harbor else {}
-        return [ProjectOutcome(p.name, p.name, p.public, limits.get(p.name), "export", metadata=dict(p.metadata))
-                for p in projects]
+        return [ProjectOutcome(p.name, p.name, p.public, limits.get(p.name), ProjectAction.EXPORT,
+                               metadata=dict(p.metadata)) for p in projects]
 
     async def create_projects(self, outcome: MigrationOutcome) -> None:
         return None

@@ -17,8 +17,8 @@ from ferry.airgap.description import Description, read_description
 from ferry.errors import FerryError
 from ferry.media import Descriptor, parse_manifest
 from ferry.refs import is_digest
+from ferry.transports.files import TEMP_PREFIX
 from ferry.transports.layout import REF_NAME
-from ferry.transports.local import TEMP_PREFIX
 
 HASH_CHUNK = 4 * 1024 * 1024
 HASH_THREADS = 4  # hashlib releases the GIL: a few files at once keep a disk and two cores busy

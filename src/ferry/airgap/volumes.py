@@ -25,7 +25,7 @@ from typing import IO, Any
 from ferry.airgap.description import DESCRIPTION_FILE, description_path
 from ferry.airgap.offline import Problem
 from ferry.errors import ProtocolError, UsageError
-from ferry.transports.local import TEMP_PREFIX
+from ferry.transports.files import TEMP_PREFIX
 
 VOLUME_MEMBER = "ferry-volume.json"
 VOLUME_FORMAT = "ferry-volume"

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import typer
+from rich.filesize import decimal
 
 from ferry.airgap.description import description_path
 from ferry.airgap.exporter import Export
@@ -17,7 +18,7 @@ from ferry.cli.main import app, run_async
 from ferry.cli.migrate import _options, _run
 from ferry.cli.progress import stderr_console
 from ferry.errors import RunFailedError, UsageError
-from ferry.report import human_bytes, write_report
+from ferry.report import write_report
 
 STAGING = ".ferry-layout"  # with --volume-size: the layout, inside DIR, until the volumes are written
 VolumeSize = typer.Option(None, "--volume-size", metavar="SIZE",
@@ -62,8 +63,8 @@ def export_cmd(
         shutil.rmtree(layout)
         if not quiet:
             total = sum(os.path.getsize(v) for v in volumes)
-            stderr_console().print(f"wrote {len(volumes)} volume(s) of at most {human_bytes(size)} "
-                                   f"({human_bytes(total)}) to {directory}", highlight=False)
+            stderr_console().print(f"wrote {len(volumes)} volume(s) of at most {decimal(size)} "
+                                   f"({decimal(total)}) to {directory}", highlight=False)
 
 
 @app.command("import")
@@ -130,7 +131,7 @@ def verify_export(directory: str, *, report: str | None, quiet: bool) -> None:
         console.print(f"… and {len(check.problems) - 50} more (see --report)")
     if not quiet:
         images = len(check.description.images)
-        console.print(f"checked {check.blobs} blobs ({human_bytes(check.bytes)}) and {images} images: "
+        console.print(f"checked {check.blobs} blobs ({decimal(check.bytes)}) and {images} images: "
                       f"{images - len(check.bad_images)} whole", highlight=False)
     if not check.ok:
         raise RunFailedError(f"{len(check.problems)} problem(s) in export {directory}: "

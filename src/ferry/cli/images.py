@@ -14,12 +14,11 @@ from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, access_map, parse_bool, warn_argv_password
 from ferry.connect import Connections
-from ferry.copy import ImageCopier, parse_platform, select_platform
+from ferry.copy import ImageCopier
 from ferry.errors import NotFoundError, UsageError
-from ferry.media import manifest_digest, schema1_config
+from ferry.media import manifest_digest, parse_platform, schema1_config, select_platform
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
-from ferry.report import human_bytes
 
 
 @app.command()
@@ -41,9 +40,14 @@ def copy(
                                     help="Accepted for skopeo compatibility: every platform is copied by default."),
     force: p.Force = False,
     quiet: p.Quiet = False,
+    policy_file: Path | None = typer.Option(None, "--policy", help="containers policy.json the source must satisfy."),
+    insecure_policy: bool = typer.Option(False, "--insecure-policy", help="Accept any source, whatever the policy."),
 ) -> None:
     """Copy an image (all platforms, digests preserved) between registries and local layouts."""
     src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
+    from ferry import policy  # pydantic: not imported by the other everyday commands
+
+    policy.check(policy.load(policy_file, insecure_policy), src_ref)
     if platform is not None:
         parse_platform(platform)
     src_side = Side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-", "FERRY_SRC_PASSWORD")
@@ -74,9 +78,11 @@ def copy(
         if result.skipped:
             print(f"{destination} already has {result.digest}; nothing copied", file=sys.stderr)
         else:
+            from rich.filesize import decimal  # rich costs start-up time; only this line needs it
+
             print(
                 f"Copied {source} to {destination}: {result.digest} "
-                f"({s.blobs_copied} blobs {human_bytes(s.bytes_copied)}, {s.blobs_mounted} mounted, "
+                f"({s.blobs_copied} blobs {decimal(s.bytes_copied)}, {s.blobs_mounted} mounted, "
                 f"{s.blobs_skipped} already present, {s.manifests_pushed} manifests)",
                 file=sys.stderr,
             )

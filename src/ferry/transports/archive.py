@@ -48,7 +48,8 @@ from ferry.media import (
     verify_digest,
 )
 from ferry.refs import PathRef, is_digest, parse_docker_ref
-from ferry.transports.local import CHUNK, BlobStream, digest_hex, open_chunks, write_parts
+from ferry.transports.base import OpenStream
+from ferry.transports.files import CHUNK, digest_hex, write_parts
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -133,7 +134,7 @@ class ArchiveSource:
             raise UsageError(f"{ref}: not a docker-archive: reference")
         self.ref = ref
         self.path = ref.path
-        #: The reference meaning "the image this PathRef names" (see ``ferry.transports.local``).
+        #: The reference meaning "the image this PathRef names" (see ``ferry.transports.files``).
         self.reference = ""
         self._selector = self._parse_selector(ref.name)
         if not os.path.exists(self.path):
@@ -405,16 +406,14 @@ class ArchiveDestination:
     that fails its digest check is cut off again by truncating the file to where its header began.
     """
 
-    #: put_blob checks size and digest itself (hashing in a worker thread), so a caller may hand it an
-    #: unverified stream and save a second sha256 pass.
-    verifies_blobs = True
+    verifies_blobs = True  # write_parts hashes what it writes (see Destination.verifies_blobs)
 
     def __init__(self, ref: PathRef) -> None:
         if ref.transport != "docker-archive":
             raise UsageError(f"{ref}: not a docker-archive: reference")
         self.ref = ref
         self.path = ref.path
-        #: The reference meaning "the image this PathRef names" (see ``ferry.transports.local``).
+        #: The reference meaning "the image this PathRef names" (see ``ferry.transports.files``).
         self.reference = ""
         if ref.name and ref.name.startswith("@"):
             raise UsageError(f"{ref}: @INDEX selects an image to read; to write, give NAME:TAG or nothing")
@@ -445,7 +444,7 @@ class ArchiveDestination:
     async def has_blob(self, desc: Descriptor) -> bool:
         return desc.digest in self._blobs
 
-    async def put_blob(self, desc: Descriptor, open_stream: BlobStream) -> None:
+    async def put_blob(self, desc: Descriptor, open_stream: OpenStream) -> None:
         if desc.size < 0:
             raise UsageError(f"{self}: blob {desc.digest} has no known size; a docker archive needs it up front")
         hexpart = digest_hex(desc.digest, str(self))[1]
@@ -460,7 +459,7 @@ class ArchiveDestination:
             start = self._f.tell()
             try:
                 self._f.write(_header(name, desc.size))
-                await write_parts(self._f, desc, open_chunks(open_stream), str(self))
+                await write_parts(self._f, desc, open_stream(), str(self))
                 self._f.write(_padding(desc.size))
             except Exception:
                 self._f.seek(start)

@@ -1,15 +1,32 @@
 """The only seam between the copy algorithm and where bytes live.
 
 A Source or Destination is bound to one image location: a repository in a registry, an OCI
-layout plus a name, a directory, a docker archive. ``copy.py`` is written once against these.
+layout plus a name, a directory, a docker archive. ``copy.py`` is written once against these: what a
+transport can do beyond the common operations is declared here (``Destination.verifies_blobs``, the
+``Mountable`` capability), as containers/image's ``ImageDestination`` declares its capabilities, and
+the transport's own errors that copying reacts to are translated into the neutral ones below.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
+from ferry.errors import ProtocolError
 from ferry.media import Descriptor, Manifest
+
+
+class OpenStream(Protocol):
+    """Opens a fresh stream of one blob's bytes each time it is called: the whole blob, or from ``offset``
+    (a multiple of 8 MiB) when a transport resumes an upload. The stream is digest-verified unless the
+    destination said it verifies blobs itself; content that does not match ends the stream with an error."""
+
+    def __call__(self, offset: int = 0) -> AsyncIterator[bytes]: ...
+
+
+class BlobsMissingError(ProtocolError):
+    """A destination refused a manifest because blobs it references are not there (a registry's
+    ``MANIFEST_BLOB_UNKNOWN``): what the copy believed present was deleted or garbage-collected."""
 
 
 class Source(Protocol):
@@ -29,12 +46,16 @@ class Source(Protocol):
 class Destination(Protocol):
     """Something images are written to. Writes are idempotent."""
 
+    #: ``put_blob`` checks size and digest itself while it writes (local files, hashed in a worker thread),
+    #: so the caller may hand it an unverified stream and save a second sha256 pass. A registry only
+    #: checks at the end of an upload, when a wrong blob would already be complete: False there.
+    verifies_blobs: bool
+
     async def has_blob(self, desc: Descriptor) -> bool: ...
 
-    async def put_blob(self, desc: Descriptor, open_stream: Callable[..., AsyncIterator[bytes]]) -> None:
-        """Store a blob. ``open_stream()`` gives a fresh, digest-verifying stream of its bytes each time it
-        is called (a transport may call it again to retry, or ``open_stream(offset)`` to resume at a
-        multiple of 8 MiB); content that does not match must not be kept."""
+    async def put_blob(self, desc: Descriptor, open_stream: OpenStream) -> None:
+        """Store a blob. A transport may call ``open_stream()`` again to retry, or ``open_stream(offset)``
+        to resume; content that does not match must not be kept."""
         ...
 
     async def has_manifest(self, reference: str) -> str | None:
@@ -42,7 +63,8 @@ class Destination(Protocol):
         ...
 
     async def put_manifest(self, manifest: Manifest, reference: str) -> None:
-        """Store manifest bytes exactly as given, under a tag or its digest."""
+        """Store manifest bytes exactly as given, under a tag or its digest. Raises
+        :class:`BlobsMissingError` when the store lacks blobs the manifest references."""
         ...
 
     async def commit(self) -> None:
@@ -54,17 +76,18 @@ class Destination(Protocol):
 
 @runtime_checkable
 class Mountable(Protocol):
-    """A Destination that can link a blob it already holds elsewhere (a registry's cross-repo mount)."""
+    """A Destination whose blobs are shared within a store, so it can link a blob the store holds in
+    another repository (a registry's cross-repo mount) and the copy moves each blob once per store."""
 
     store_key: str  # blobs are shared within one store (a registry host)
-    name: str  # the repository inside the store
+    name: str  # the repository inside the store, under which the store's blob ledger records it
 
     async def is_new(self) -> bool:
         """True when the repository did not exist when this run first asked (asked once per run)."""
         ...
 
     async def mount_or_put_blob(
-        self, desc: Descriptor, from_name: str, open_stream: Callable[..., AsyncIterator[bytes]]
+        self, desc: Descriptor, from_name: str, open_stream: OpenStream
     ) -> bool:
         """Mount the blob from ``from_name`` (True), or upload it in the session the store offers (False)."""
         ...

@@ -24,9 +24,9 @@ from collections.abc import AsyncIterator
 from ferry.errors import NotFoundError, ProtocolError, UsageError
 from ferry.media import MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest, verify_digest
 from ferry.refs import PathRef, is_digest
-from ferry.transports.local import (
+from ferry.transports.base import OpenStream
+from ferry.transports.files import (
     TEMP_PREFIX,
-    BlobStream,
     digest_hex,
     file_has_size,
     iter_file,
@@ -51,7 +51,7 @@ class _Dir:
             raise UsageError(f"{ref}: not a dir: reference")
         self.ref = ref
         self.path = ref.path
-        #: The reference meaning "the image in this directory" (see ``ferry.transports.local``).
+        #: The reference meaning "the image in this directory" (see ``ferry.transports.files``).
         self.reference = ""
 
     def __str__(self) -> str:
@@ -130,9 +130,7 @@ class DirDestination(_Dir):
     The others are stored as ``<hex>.manifest.json`` as skopeo stores index children.
     """
 
-    #: put_blob checks size and digest itself (hashing in a worker thread), so a caller may hand it an
-    #: unverified stream and save a second sha256 pass.
-    verifies_blobs = True
+    verifies_blobs = True  # write_parts hashes what it writes (see Destination.verifies_blobs)
 
     def __init__(self, ref: PathRef) -> None:
         super().__init__(ref)
@@ -158,7 +156,7 @@ class DirDestination(_Dir):
     async def has_blob(self, desc: Descriptor) -> bool:
         return file_has_size(self.blob_path(desc.digest), desc.size)
 
-    async def put_blob(self, desc: Descriptor, open_stream: BlobStream) -> None:
+    async def put_blob(self, desc: Descriptor, open_stream: OpenStream) -> None:
         await write_blob_file(self.path, self.blob_path(desc.digest), desc, open_stream, str(self))
 
     async def has_manifest(self, reference: str) -> str | None:

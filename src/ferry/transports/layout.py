@@ -30,8 +30,8 @@ from typing import Any
 from ferry.errors import NotFoundError, ProtocolError, UsageError
 from ferry.media import MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest, verify_digest
 from ferry.refs import PathRef, is_digest
-from ferry.transports.local import (
-    BlobStream,
+from ferry.transports.base import OpenStream
+from ferry.transports.files import (
     digest_hex,
     file_has_size,
     iter_file,
@@ -61,7 +61,7 @@ class _Layout:
         self.ref = ref
         self.path = ref.path
         self.name = ref.name
-        #: The reference meaning "the image this PathRef names" (see ``ferry.transports.local``).
+        #: The reference meaning "the image this PathRef names" (see ``ferry.transports.files``).
         self.reference = ""
 
     def __str__(self) -> str:
@@ -187,9 +187,7 @@ class LayoutDestination(_Layout):
     directory, so several destinations (other names) writing into one layout at once lose no entry.
     """
 
-    #: put_blob checks size and digest itself (hashing in a worker thread), so a caller may hand it an
-    #: unverified stream and save a second sha256 pass.
-    verifies_blobs = True
+    verifies_blobs = True  # write_parts hashes what it writes (see Destination.verifies_blobs)
 
     def __init__(self, ref: PathRef) -> None:
         super().__init__(ref)
@@ -206,7 +204,7 @@ class LayoutDestination(_Layout):
     async def has_blob(self, desc: Descriptor) -> bool:
         return file_has_size(self.blob_path(desc.digest), desc.size)
 
-    async def put_blob(self, desc: Descriptor, open_stream: BlobStream) -> None:
+    async def put_blob(self, desc: Descriptor, open_stream: OpenStream) -> None:
         path = self.blob_path(desc.digest)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         await write_blob_file(self.path, path, desc, open_stream, str(self))

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from urllib.parse import quote, urljoin
 
 from ferry.errors import DigestMismatchError, FerryError, NetworkError, NotFoundError, ProtocolError
 from ferry.http import RegistryHTTP
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
+from ferry.transports.base import BlobsMissingError, OpenStream
 
 CHUNK = 1024 * 1024
 #: Blobs this large are uploaded in PATCH chunks that an interrupted transfer can resume from.
 CHUNKED_MIN = 128 * 1024 * 1024
-UPLOAD_CHUNK = 64 * 1024 * 1024  # a multiple of copy.CHECKPOINT, so resume offsets have a hash state
-#: Opens a verified stream of a blob's bytes from an offset (0 for the whole blob).
-OpenStream = Callable[[int], AsyncIterator[bytes]]
+UPLOAD_CHUNK = 64 * 1024 * 1024  # a multiple of copy.BlobOpener.CHECKPOINT, so resume offsets have a hash state
 log = logging.getLogger("ferry.registry")
 
 
@@ -122,11 +121,16 @@ class RegistryClient:
             return None
 
     async def put_manifest(self, repo: str, reference: str, manifest: Manifest) -> None:
-        resp = await self.http.request(
-            "PUT", f"/v2/{repo}/manifests/{reference}", scopes=push_scope(repo),
-            headers={"Content-Type": manifest.media_type}, body=manifest.raw, ok=(201, 200, 202),
-            what=f"manifest upload {repo}:{reference}",
-        )
+        try:
+            resp = await self.http.request(
+                "PUT", f"/v2/{repo}/manifests/{reference}", scopes=push_scope(repo),
+                headers={"Content-Type": manifest.media_type}, body=manifest.raw, ok=(201, 200, 202),
+                what=f"manifest upload {repo}:{reference}",
+            )
+        except FerryError as e:
+            if e.code != "MANIFEST_BLOB_UNKNOWN":
+                raise
+            raise BlobsMissingError(e.message, hint=e.hint) from e
         resp.release()
         stored = resp.headers.get("Docker-Content-Digest")
         if stored and stored.startswith("sha256:") and stored != manifest.digest:
@@ -223,9 +227,10 @@ class RegistryClient:
         if desc.size >= 0:
             headers["Content-Length"] = str(desc.size)
         # An interrupted PUT leaves its upload session in an unknown state: each retry starts a new one.
-        attempt = 0
+        # The budget is the PUT's: the POST that opens a session retries on its own (no request is
+        # retried by two loops, so attempts never multiply).
+        attempts = self.http.attempts()
         while True:
-            attempt += 1
             if location is None:
                 location = await self.start_upload(repo)
             try:
@@ -237,16 +242,16 @@ class RegistryClient:
                 resp.release()
                 return
             except NetworkError:
-                if attempt >= self.http.retry.attempts:
+                if not attempts.left:
                     raise
                 location = None
-                await self.http.backoff(attempt, None, f"blob upload {desc.digest} interrupted")
+                await attempts.again(f"blob upload {desc.digest} interrupted")
 
     async def _upload_chunked(self, repo: str, desc: Descriptor, open_stream: OpenStream,
                               location: str | None) -> None:
         what = f"blob upload {repo}@{desc.digest}"
         offset = 0
-        attempt = 0
+        attempts = self.http.attempts()
         while True:
             if location is None:
                 location, offset = await self.start_upload(repo), 0
@@ -262,13 +267,12 @@ class RegistryClient:
                 resp.release()
                 return
             except NetworkError as err:
-                attempt += 1
-                if attempt >= self.http.retry.attempts:
+                if not attempts.left:
                     raise
-                await self.http.backoff(attempt, None, f"{what} interrupted ({err.message})")
+                await attempts.again(f"{what} interrupted ({err.message})")
                 offset = await self.upload_offset(repo, location)
-                if offset is None:
-                    location = None  # the registry dropped the session (a partial chunk reached it)
+                if offset is None or (offset % UPLOAD_CHUNK and offset != desc.size):
+                    location = None  # the registry dropped the session, or holds part of a chunk
                 else:
                     log.info("%s: resuming at byte %d of %d", what, offset, desc.size)
 
@@ -295,9 +299,11 @@ class RegistryClient:
         if resp.status not in (200, 204) or not rng:
             return None
         try:
-            return int(rng.rpartition("-")[2]) + 1
+            last = int(rng.rpartition("-")[2])
         except ValueError:
             return None
+        # distribution answers "0-0" for an empty session as for a one-byte one; ferry never holds one byte
+        return last + 1 if last else 0
 
     def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         stats = self.http.stats
@@ -334,6 +340,8 @@ class RegistryClient:
 
 class Repository:
     """One repository: a Source and a Destination for the copy algorithm."""
+
+    verifies_blobs = False  # the registry checks the digest only once the whole blob is in
 
     def __init__(self, client: RegistryClient, name: str) -> None:
         self.client = client

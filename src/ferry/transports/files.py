@@ -1,4 +1,5 @@
-"""Local transports (``oci:``, ``dir:``, ``docker-archive:``): the factory and the file plumbing they share.
+"""The file plumbing and the reference convention shared by the local transports (``oci:``, ``dir:``,
+``docker-archive:``).
 
 Reference convention shared by the three local transports: a ``PathRef`` names one image, and the
 reference string that means "that image" is ``""`` (each Source and Destination also exposes it as
@@ -20,15 +21,13 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import IO, TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterable
+from typing import IO
 
-from ferry.errors import DigestMismatchError, ProtocolError, UsageError
+from ferry.errors import DigestMismatchError, NotFoundError, ProtocolError, UsageError
 from ferry.media import Descriptor
-from ferry.refs import PathRef, is_digest
-
-if TYPE_CHECKING:
-    from ferry.transports.base import Destination, Source
+from ferry.refs import is_digest
+from ferry.transports.base import OpenStream
 
 CHUNK = 1 << 20
 #: Writes are batched larger than reads: each batch costs two thread switches, which dominate on a
@@ -37,46 +36,6 @@ WRITE_BATCH = 4 << 20
 #: Prefix of the temporary files ferry writes next to their final name (renamed when verified).
 TEMP_PREFIX = "ferry-put-blob-"
 
-BlobStream = Callable[[], AsyncIterator[bytes]] | AsyncIterator[bytes]
-
-
-def open_source(ref: PathRef) -> Source:
-    """A Source for ``oci:``, ``dir:`` or ``docker-archive:``. Cheap: files are read on first use."""
-    # Imported here: the transport modules import the helpers below from this module.
-    if ref.transport == "oci":
-        from ferry.transports.layout import LayoutSource
-
-        return LayoutSource(ref)
-    if ref.transport == "dir":
-        from ferry.transports.directory import DirSource
-
-        return DirSource(ref)
-    if ref.transport == "docker-archive":
-        from ferry.transports.archive import ArchiveSource
-
-        return ArchiveSource(ref)
-    raise UsageError(f"{ref}: not a local transport", hint="use oci:, dir: or docker-archive:")
-
-
-def open_destination(ref: PathRef) -> Destination:
-    """A Destination for ``oci:``, ``dir:`` or ``docker-archive:``; ``commit()`` makes the image visible."""
-    if ref.transport == "oci":
-        from ferry.transports.layout import LayoutDestination
-
-        return LayoutDestination(ref)
-    if ref.transport == "dir":
-        from ferry.transports.directory import DirDestination
-
-        return DirDestination(ref)
-    if ref.transport == "docker-archive":
-        from ferry.transports.archive import ArchiveDestination
-
-        return ArchiveDestination(ref)
-    raise UsageError(f"{ref}: not a local transport", hint="use oci:, dir: or docker-archive:")
-
-
-# --- helpers shared by layout.py, directory.py and archive.py --------------------------------------
-
 
 def digest_hex(digest: str, what: str) -> tuple[str, str]:
     """``(algorithm, hex)`` of a digest, refused unless well formed (it becomes part of a file name)."""
@@ -84,11 +43,6 @@ def digest_hex(digest: str, what: str) -> tuple[str, str]:
         raise UsageError(f"{what}: invalid digest {digest!r}", hint="expected sha256: and 64 hex characters")
     algo, _, hexpart = digest.partition(":")
     return algo, hexpart
-
-
-def open_chunks(stream: BlobStream) -> AsyncIterator[bytes]:
-    """The chunk iterator from ``put_blob``'s argument: a stream factory (the protocol) or a stream."""
-    return stream() if callable(stream) else stream
 
 
 def _write_all(f: IO[bytes], h: hashlib._Hash, parts: list[bytes]) -> None:
@@ -169,7 +123,9 @@ def _sync_close(f: IO[bytes]) -> None:
     f.close()
 
 
-async def write_blob_file(directory: str, final_path: str, desc: Descriptor, stream: BlobStream, what: str) -> None:
+async def write_blob_file(
+    directory: str, final_path: str, desc: Descriptor, open_stream: OpenStream, what: str
+) -> None:
     """Stream a blob into a temporary file in ``directory``, verify it, fsync, then rename to ``final_path``.
 
     Nothing is left behind when the content is wrong, the stream fails or the task is cancelled: a file
@@ -178,7 +134,7 @@ async def write_blob_file(directory: str, final_path: str, desc: Descriptor, str
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     f = os.fdopen(fd, "wb")
     try:
-        await write_parts(f, desc, open_chunks(stream), what)
+        await write_parts(f, desc, open_stream(), what)
         await asyncio.to_thread(_sync_close, f)
         os.chmod(tmp, 0o644)
         os.replace(tmp, final_path)
@@ -264,8 +220,6 @@ def file_has_size(path: str, size: int) -> bool:
 
 def require_dir(path: str, what: str) -> None:
     """Refuse a source path that is missing or not a directory, saying which."""
-    from ferry.errors import NotFoundError
-
     if not os.path.exists(path):
         raise NotFoundError(f"{what} {path} does not exist")
     if not os.path.isdir(path):

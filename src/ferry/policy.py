@@ -1,0 +1,200 @@
+"""containers' ``policy.json``: may this source image be copied? (containers/image ``signature/policy_*.go``)
+
+A policy maps transports and scopes to requirement lists; the most specific scope for the image wins
+(exact reference, then repository, then each parent namespace, then the host, then ``*.domain``
+wildcards, then the transport's ``""`` scope, then ``default``) and every requirement in it must hold.
+ferry decides ``insecureAcceptAnything`` and ``reject``; a requirement it cannot check (``signedBy``,
+``sigstoreSigned``, ``signedBaseLayer``) refuses the image rather than being ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ferry.errors import AuthError
+from ferry.plan.files import Format, read_document
+from ferry.refs import DEFAULT_TAG, ImageRef, RegistryRef
+
+SYSTEM_POLICY = Path("/etc/containers/policy.json")
+USER_POLICY = Path(".config/containers/policy.json")  # under $HOME
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AcceptAnything(_Strict):
+    type: Literal["insecureAcceptAnything"]
+
+
+class Reject(_Strict):
+    type: Literal["reject"]
+
+
+class SignedBy(_Strict):
+    """Parsed to the letter so that a typo is an error, though ferry refuses it when it applies."""
+
+    type: Literal["signedBy"]
+    keyType: Literal["GPGKeys", "signedByGPGKeys", "X509Certificates", "signedByX509CAs"]
+    keyPath: str | None = None
+    keyPaths: list[str] | None = None
+    keyData: str | None = None
+    signedIdentity: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> SignedBy:
+        if sum(x is not None for x in (self.keyPath, self.keyPaths, self.keyData)) != 1:
+            raise ValueError("exactly one of keyPath, keyPaths and keyData must be specified")
+        return self
+
+
+class SignedBaseLayer(_Strict):
+    type: Literal["signedBaseLayer"]
+    baseLayerIdentity: dict[str, Any]
+
+
+class SigstoreSigned(BaseModel):
+    """Its many fields are not checked: ferry refuses the requirement wherever it applies."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: Literal["sigstoreSigned"]
+
+
+Requirement = Annotated[AcceptAnything | Reject | SignedBy | SignedBaseLayer | SigstoreSigned,
+                        Field(discriminator="type")]
+Requirements = Annotated[list[Requirement], Field(min_length=1)]
+
+
+class PolicyFile(_Strict):
+    default: Requirements
+    transports: dict[str, dict[str, Requirements]] = {}
+
+    @field_validator("transports")
+    @classmethod
+    def _valid_scopes(cls, transports: dict[str, dict[str, Requirements]]) -> dict[str, dict[str, Requirements]]:
+        for transport, scopes in transports.items():
+            for scope in scopes:
+                if scope and (problem := _scope_problem(transport, scope)):
+                    raise ValueError(f"transport {transport!r}, scope {scope!r}: {problem}")
+        return transports
+
+
+def _scope_problem(transport: str, scope: str) -> str | None:
+    """What containers/image's ``ValidatePolicyConfigurationScope`` refuses (docker takes any scope)."""
+    if transport == "docker-archive":
+        return 'docker-archive supports no scope but the default ""'
+    if transport in ("dir", "oci"):
+        if not scope.startswith("/"):
+            return "must be an absolute path"
+        if scope == "/":
+            return 'use the default scope "" instead of "/"'
+        if os.path.normpath(scope) != scope:
+            return f"non-canonical path, write {os.path.normpath(scope)}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    rules: PolicyFile
+    origin: str  # the file it came from, or why there is none
+
+    def requirements(self, transport: str, identity: str, namespaces: list[str]) -> tuple[str, Requirements]:
+        """The requirements that apply and where they are written (``transports.docker["host/ns"]``)."""
+        scopes = self.rules.transports.get(transport)
+        if scopes is not None:
+            for scope in (identity, *namespaces, ""):
+                if scope in scopes:
+                    return f"transports.{transport}[{json.dumps(scope)}]", scopes[scope]
+        return "default", self.rules.default
+
+
+ACCEPT_ANYTHING = PolicyFile(default=[AcceptAnything(type="insecureAcceptAnything")])
+
+
+def load(path: Path | None, insecure: bool = False) -> Policy:
+    """The policy a copy obeys, as skopeo picks it: ``--insecure-policy`` accepts anything; else
+    ``--policy FILE``; else ``$HOME/.config/containers/policy.json``, then ``/etc/containers/policy.json``.
+    Without any of them skopeo refuses to run; ferry accepts anything, as it always has."""
+    if insecure:
+        return Policy(ACCEPT_ANYTHING, "--insecure-policy")
+    if path is None:
+        path = next((p for p in (Path.home() / USER_POLICY, SYSTEM_POLICY) if p.exists()), None)
+        if path is None:
+            return Policy(ACCEPT_ANYTHING, "no policy.json")
+    return Policy(parse(path), str(path))
+
+
+def parse(path: Path) -> PolicyFile:
+    doc = read_document(path, fmt=Format.JSON, expected="a containers policy (default, transports)")
+    try:
+        return PolicyFile.model_validate(doc.data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = [x for x in first["loc"] if not _is_tag(x)]
+        raise doc.error(f"invalid policy: {first['msg']}", where) from None
+
+
+def _is_tag(loc: object) -> bool:
+    """pydantic names the union member in an error's location; the user wrote no such key."""
+    return isinstance(loc, str) and loc in {"insecureAcceptAnything", "reject", "signedBy", "signedBaseLayer",
+                                            "sigstoreSigned"}
+
+
+def policy_identity(ref: ImageRef) -> tuple[str, str, list[str]]:
+    """Transport, identity and parent namespaces of a reference, as containers/image's transports give
+    them (``PolicyConfigurationIdentity``/``PolicyConfigurationNamespaces``)."""
+    if isinstance(ref, RegistryRef):
+        name = f"{ref.registry}/{ref.repository}"
+        identity = f"{name}@{ref.digest}" if ref.digest else f"{name}:{ref.tag or DEFAULT_TAG}"
+        return "docker", identity, docker_namespaces(name)
+    if ref.transport == "docker-archive":
+        return ref.transport, "", []
+    resolved = os.path.realpath(ref.path)
+    return ref.transport, resolved, _parent_dirs(resolved)
+
+
+def docker_namespaces(name: str) -> list[str]:
+    """``host:port/a/b`` → ``host:port/a/b``, ``host:port/a``, ``host:port``, then ``*.domain`` for each
+    parent domain of the host (port dropped)."""
+    out = [name]
+    while "/" in name:
+        name = name.rsplit("/", 1)[0]
+        out.append(name)
+    host = name.split(":", 1)[0]
+    while "." in host:
+        host = host.split(".", 1)[1]
+        out.append(f"*.{host}")
+    return out
+
+
+def _parent_dirs(path: str) -> list[str]:
+    out = []
+    while (parent := os.path.dirname(path)) not in ("/", path):
+        out.append(parent)
+        path = parent
+    return out
+
+
+def describe(ref: ImageRef) -> str:
+    return f"docker://{ref}" if isinstance(ref, RegistryRef) else str(ref)
+
+
+def check(policy: Policy, ref: ImageRef) -> None:
+    """Refuse (exit 3) a source image the policy does not allow, naming the rule and the file."""
+    transport, identity, namespaces = policy_identity(ref)
+    where, requirements = policy.requirements(transport, identity, namespaces)
+    for requirement in requirements:
+        if isinstance(requirement, AcceptAnything):
+            continue
+        if isinstance(requirement, Reject):
+            raise AuthError(f"policy rejects {describe(ref)}: {where} in {policy.origin} is reject")
+        raise AuthError(
+            f"policy rejects {describe(ref)}: policy requirement {requirement.type} for {where} in {policy.origin} "
+            "is not supported by ferry",
+            hint="verify the image with skopeo, or give this scope insecureAcceptAnything, or --insecure-policy")
