@@ -14,7 +14,7 @@ from ferry.airgap.importer import Import
 from ferry.airgap.offline import check_export
 from ferry.airgap.volumes import export_id, pack, parse_size, read_head, unpack, volume_paths
 from ferry.cli import params as p
-from ferry.cli.main import app, run_async
+from ferry.cli.app import app, run_async
 from ferry.cli.migrate import _options, _run
 from ferry.cli.progress import stderr_console
 from ferry.errors import RunFailedError, UsageError
