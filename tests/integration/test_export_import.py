@@ -24,6 +24,7 @@ from tests.integration.test_migrate import RegistryReader, passwords, projects_o
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.faultproxy import FaultProxy, Rule, Stall
 from tests.support.harbor import HarborServer
+from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import Seeded, seed_migration_source
 from tests.support.invariants import assert_whole
 from tests.support.registry import Registry, start_registry
@@ -34,13 +35,8 @@ from tests.support.workloads import assert_mirrored, manifest_puts, project_sour
 
 pytest_plugins = ["tests.support.harbor_fixtures"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
+pytestmark = HARBOR_TESTS
 
-Factory = Callable[..., HarborServer]
 ALPHA_SETTINGS = {"auto_scan": "true", "severity": "high", "prevent_vul": "true"}
 
 
