@@ -31,6 +31,7 @@ from typing import Any
 import bench
 from bench import cases
 from bench.cases import Bench, CaseResult
+from bench.export import case_export
 
 RESULTS = bench.ROOT / "bench" / "results"
 DOCS = bench.ROOT / "docs" / "benchmarks.md"
@@ -42,6 +43,7 @@ CASES: dict[str, Callable[..., list[CaseResult]]] = {
     "small": cases.case_small,
     "scale": cases.case_scale,
     "wan": cases.case_wan,
+    "export": case_export,
 }
 OPTIONAL = ("inventory",)  # not in the default run: its own seeding alone is long
 MB = 1e6
@@ -290,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "size": (args.wan_big_mb or args.big_mb) * 1_000_000,
             "projects": w_projects, "repos": w_repos, "tags": w_tags, "copy_loop_noop": args.noop_copy_loop,
         },
+        "export": {"projects": projects, "repos": repos, "tags": tags},
     }
     results: list[CaseResult] = []
     durations: dict[str, float] = {}
