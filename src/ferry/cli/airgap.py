@@ -11,14 +11,12 @@ from rich.filesize import decimal
 from ferry.airgap.description import description_path
 from ferry.airgap.exporter import Export
 from ferry.airgap.importer import Import
-from ferry.airgap.offline import check_export
 from ferry.airgap.volumes import export_id, pack, parse_size, read_head, unpack, volume_paths
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async
 from ferry.cli.migrate import _options, _run
 from ferry.cli.progress import stderr_console
-from ferry.errors import RunFailedError, UsageError
-from ferry.report import write_report
+from ferry.errors import UsageError
 
 STAGING = ".ferry-layout"  # with --volume-size: the layout, inside DIR, until the volumes are written
 VolumeSize = typer.Option(None, "--volume-size", metavar="SIZE",
@@ -114,25 +112,3 @@ def _unpacked(sources: list[str], work_dir: str | None, quiet: bool) -> str:
         console.print(f"unpacked {len(volumes)} volume(s) of export {export_id(target)[:12]} into {target}",
                       highlight=False)
     return target
-
-
-def verify_export(directory: str, *, report: str | None, quiet: bool) -> None:
-    """``ferry verify DIR``."""
-    if not os.path.isdir(directory):
-        raise UsageError(f"{directory}: no such export directory",
-                         hint="ferry verify DIR checks an export; ferry verify SRC_URL DST_URL a migration")
-    check = check_export(directory)
-    if report:
-        write_report(report, check.to_json())
-    console = stderr_console()
-    for problem in check.problems[:50]:
-        console.print(f"[red]damaged[/red] {problem}", highlight=False, soft_wrap=True)
-    if len(check.problems) > 50:
-        console.print(f"… and {len(check.problems) - 50} more (see --report)")
-    if not quiet:
-        images = len(check.description.images)
-        console.print(f"checked {check.blobs} blobs ({decimal(check.bytes)}) and {images} images: "
-                      f"{images - len(check.bad_images)} whole", highlight=False)
-    if not check.ok:
-        raise RunFailedError(f"{len(check.problems)} problem(s) in export {directory}: "
-                             f"{len(check.bad_images)} image(s) not whole" + (f" (report: {report})" if report else ""))

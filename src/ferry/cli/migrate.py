@@ -332,7 +332,7 @@ def verify_cmd(
     """Check that every selected source tag, digest and chart version is at the destination, unchanged;
     with one directory, rehash an export offline and check that every reference in it resolves."""
     if dst_url is None:
-        from ferry.cli.airgap import verify_export
+        from ferry.cli.offline import verify_export
 
         verify_export(src_url, report=report, quiet=quiet)
         return
