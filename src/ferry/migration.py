@@ -22,6 +22,7 @@ from ferry.harbor.projects import Project, create_project, get_project, storage_
 from ferry.journal import Journal
 from ferry.plan.inventory import MigrationPlan, Selection, bounded_map, catalog_inventory, harbor_inventory
 from ferry.plan.model import Access, AccessMap, Credential
+from ferry.plan.shard import Shard, select_plan
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class MigrationOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     dry_run: bool = False
     verify_only: bool = False
+    shard: Shard | None = None  # this run's share of the repositories (plan/shard.py)
 
 
 @dataclass(slots=True)
@@ -103,6 +105,7 @@ class MigrationOutcome:
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
+    shard: Shard | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,6 +120,7 @@ class MigrationOutcome:
             "destination": self.destination.host,
             "source_is_harbor": self.source_is_harbor,
             "destination_is_harbor": self.destination_is_harbor,
+            **({"shard": self.shard.to_json()} if self.shard else {}),
             "projects": [
                 {"name": p.name, "destination": p.destination, "public": p.public, "storage_limit": p.storage_limit,
                  "action": p.action, "differences": p.differences}
@@ -186,8 +190,10 @@ class Migration:
         else:
             plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel,
                                            top_level_project="library" if dst_harbor else None)
+        plan = select_plan(plan, self.options.shard)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
-                                   inventory_requests=self.src_api.http.stats.requests - before)
+                                   inventory_requests=self.src_api.http.stats.requests - before,
+                                   shard=self.options.shard)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
         return outcome
 

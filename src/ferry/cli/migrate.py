@@ -15,6 +15,7 @@ from ferry.errors import RunFailedError
 from ferry.journal import Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
+from ferry.plan.shard import journal_name, parse_shard
 from ferry.report import human_bytes, print_failures, summary_table, write_report
 
 
@@ -22,7 +23,8 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
              dest_tls_verify: str, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
-             force: bool = False, dry_run: bool = False, verify_only: bool = False) -> MigrationOptions:
+             force: bool = False, dry_run: bool = False, verify_only: bool = False,
+             shard: str | None = None) -> MigrationOptions:
     for flag, value in (("--src-creds", src_creds), ("--dest-creds", dest_creds)):
         if value and ":" in value:
             warn_argv_password(flag)
@@ -37,6 +39,7 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         engine=EngineOptions(proc=proc, retries=retries, force=force),
         dry_run=dry_run,
         verify_only=verify_only,
+        shard=parse_shard(shard),
     )
 
 
@@ -102,7 +105,8 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
 
 async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
     console = stderr_console()
-    journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
+    journal = None if options.dry_run or options.verify_only else \
+        Journal(journal_path or default_path(journal_name(options.shard)))
     total_events = make_events(0, quiet=quiet, console=console)
     migration = Migration(options, journal=journal, events=total_events)
     try:
@@ -117,7 +121,8 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             await migration.verify(outcome)
         else:
             if journal is not None:
-                journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}")
+                journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}"
+                                  + (f" --shard {options.shard}" if options.shard else ""))
             await migration.create_projects(outcome)
             events = make_events(len(outcome.plan.jobs), quiet=quiet, console=console)
             migration.events = events
@@ -173,11 +178,12 @@ def migrate(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    shard: p.Shard = None,
 ) -> None:
     """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, proc, retries, force=force, dry_run=dry_run)
+                       map_, proc, retries, force=force, dry_run=dry_run, shard=shard)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 
@@ -201,9 +207,10 @@ def verify_cmd(
     map_: p.Maps = [],  # noqa: B006
     report: p.Report = None,
     quiet: p.Quiet = False,
+    shard: p.Shard = None,
 ) -> None:
     """Check that every selected source tag and digest is at the destination with the same digest."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, 1, 0, verify_only=True)
+                       map_, 1, 0, verify_only=True, shard=shard)
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))

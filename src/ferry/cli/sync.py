@@ -22,6 +22,7 @@ from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
 from ferry.plan.inventory import Expected, bounded_map
 from ferry.plan.model import AccessMap, Job, PlatformFilter, Rule
+from ferry.plan.shard import Shard, journal_name, parse_shard, select_jobs
 from ferry.refs import RegistryRef, parse_repository
 from ferry.report import print_failures, run_payload, summary_table, write_report
 from ferry.verify import verify
@@ -107,8 +108,10 @@ def sync(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    shard: p.Shard = None,
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
+    share = parse_shard(shard)
     skopeo_mode = src is not None or dest is not None or source is not None
     if skopeo_mode:
         if not (src and dest and source and destination):
@@ -125,23 +128,24 @@ def sync(
     platforms = PlatformFilter(os=_split(os_), arch=_split(arch))
     options = EngineOptions(proc=proc, retries=retries, force=force, platforms=platforms)
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
-                   log=log))
+                   log=log, shard=share))
 
 
 async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,
-               report: str | None, dry_run: bool, quiet: bool, log: str | None) -> None:
+               report: str | None, dry_run: bool, quiet: bool, log: str | None, shard: Shard | None = None) -> None:
     console = stderr_console()
     conns = Connections(amap, connections=max(16, options.blob_concurrency * 2))
     try:
         unlisted: dict[RegistryRef, FerryError] = {}  # a repository that cannot be listed fails its rules alone
         jobs = check_plan(await expand(rules, lambda ref: conns.repository(ref).client.list_tags(ref.repository),
                                        failures=unlisted))
-        refused = _unlisted_records(rules, unlisted)
+        jobs = select_jobs(jobs, shard)
+        refused = _unlisted_records([r for r in rules if shard is None or shard.owns(r.source.repository)], unlisted)
         if dry_run:
             await _dry_run(conns, jobs, refused, options.platforms)
             return
-        journal = Journal(journal_path or default_path())
-        journal.start_run("sync")
+        journal = Journal(journal_path or default_path(journal_name(shard)))
+        journal.start_run("sync" + (f" --shard {shard}" if shard else ""))
         log_stream = open(log, "a") if log else None  # noqa: SIM115 (closed below)
         try:
             if log_stream is not None:
@@ -163,7 +167,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
             if log_stream is not None:
                 log_stream.close()
         if report:
-            write_report(report, run_payload(result))
+            write_report(report, run_payload(result, **({"shard": shard.to_json()} if shard else {})))
         if not quiet:
             console.print(summary_table(result, title="ferry sync"))
             print_failures(console, result)
