@@ -67,7 +67,7 @@ def _register(args: list[str] | None = None) -> None:
     wanted = next((a for a in args or [] if not a.startswith("-")), None)
     if wanted is not None and wanted in _command_names():
         return
-    for optional in ("ferry.cli.sync", "ferry.cli.migrate", "ferry.cli.signing"):
+    for optional in ("ferry.cli.sync", "ferry.cli.migrate", "ferry.cli.signing", "ferry.cli.report", "ferry.cli.k8s"):
         try:
             __import__(optional)
         except ModuleNotFoundError as e:
