@@ -12,7 +12,7 @@ from typing import Protocol
 from ferry.connect import Connections
 from ferry.copy import BlobTransfers, Events, ImageCopier, NoEvents
 from ferry.errors import FerryError
-from ferry.journal import JobRecord, Journal
+from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.plan.model import Job, PlatformFilter
 
 
@@ -38,12 +38,12 @@ class RunResult:
     requests: int = 0
     http_retries: int = 0
 
-    def count(self, status: str) -> int:
+    def count(self, status: JobStatus) -> int:
         return sum(1 for r in self.records if r.status == status)
 
     @property
     def failed(self) -> list[JobRecord]:
-        return [r for r in self.records if r.status == "failed"]
+        return [r for r in self.records if r.status is JobStatus.FAILED]
 
     @property
     def bytes(self) -> int:
@@ -87,7 +87,7 @@ class Engine:
                     results[job.key] = await self._run_job(job, round_no)
 
             await asyncio.gather(*(one(j) for j in pending))
-            pending = [j for j in pending if results[j.key].status == "failed"]
+            pending = [j for j in pending if results[j.key].status is JobStatus.FAILED]
         return RunResult(
             records=[results[j.key] for j in jobs],
             seconds=time.perf_counter() - start,
@@ -98,7 +98,7 @@ class Engine:
     async def _run_job(self, job: Job, retries: int) -> JobRecord:
         self.events.job_started(job)
         started = time.perf_counter()
-        record = JobRecord(str(job.source), str(job.destination), "failed", retries=retries)
+        record = JobRecord(str(job.source), str(job.destination), JobStatus.FAILED, retries=retries)
         try:
             src = self.conns.source(job.source)
             dst = self.conns.destination(job.destination)
@@ -106,7 +106,7 @@ class Engine:
                 src, dst, job.source.reference, job.destination.tag,
                 platforms=self.options.platforms, force=self.options.force,
             )
-            record.status = "skipped" if result.skipped else "copied"
+            record.status = JobStatus.SKIPPED if result.skipped else JobStatus.COPIED
             record.digest = result.digest
             record.source_digest = result.source_digest
             record.bytes = result.stats.bytes_copied

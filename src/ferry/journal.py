@@ -11,6 +11,7 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,19 @@ def default_path(name: str = "journal.db") -> Path:
     return Path(user_state_dir("ferry")) / name
 
 
+class JobStatus(StrEnum):
+    """A job's outcome; the values are what the JSON report and the journal hold."""
+
+    COPIED = "copied"
+    SKIPPED = "skipped"  # the destination already held the same digest
+    FAILED = "failed"
+
+
 @dataclass(slots=True)
 class JobRecord:
     source: str
     destination: str
-    status: str  # "copied", "skipped", "failed"
+    status: JobStatus
     digest: str | None = None
     source_digest: str | None = None
     bytes: int = 0
@@ -124,7 +133,10 @@ class Journal:
             "SELECT source, destination, status, digest, source_digest, bytes, seconds, retries, error"
             " FROM jobs WHERE key=?", (key,)
         ).fetchone()
-        return JobRecord(*row) if row else None
+        if row is None:
+            return None
+        source, destination, status, *rest = row
+        return JobRecord(source, destination, JobStatus(status), *rest)
 
     # -- blob ledger (see ferry.copy.BlobLedger) -------------------------------------------
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from ferry.auth import credentials
+from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
 from ferry.journal import Journal
-from ferry.plan.inventory import MigrationPlan, Selection, bounded_map, catalog_inventory, harbor_inventory
+from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.plan.shard import Shard, select_plan
 from ferry.verify import Mismatch, verify
@@ -83,13 +85,23 @@ class MigrationOptions:
     shard: Shard | None = None  # this run's share of the repositories (plan/shard.py)
 
 
+class ProjectAction(StrEnum):
+    """What happens to a destination project; the values are what the plan, table and JSON report show."""
+
+    PLAIN_REGISTRY = "plain registry"  # the destination has no projects
+    CREATE = "create"  # planned; becomes CREATED, or WOULD_CREATE in a dry run
+    CREATED = "created"
+    WOULD_CREATE = "would create"
+    EXISTS = "exists"
+
+
 @dataclass(slots=True)
 class ProjectOutcome:
     name: str  # at the source
     destination: str
     public: bool
     storage_limit: int | None
-    action: str  # "created", "exists", "would create", "plain registry"
+    action: ProjectAction
     differences: list[str] = field(default_factory=list)
 
 
@@ -205,14 +217,15 @@ class Migration:
 
         async def plan(p: Project) -> ProjectOutcome:
             limit = src_limits.get(p.name)
-            po = ProjectOutcome(p.name, sel.project_map.get(p.name, p.name), p.public, limit, "plain registry")
+            destination = sel.project_map.get(p.name, p.name)
+            po = ProjectOutcome(p.name, destination, p.public, limit, ProjectAction.PLAIN_REGISTRY)
             if not dst_harbor:
                 return po
             existing = await get_project(self.dst_api, po.destination)
             if existing is None:
-                po.action = "create"
+                po.action = ProjectAction.CREATE
                 return po
-            po.action = "exists"
+            po.action = ProjectAction.EXISTS
             if existing.public != p.public:
                 po.differences.append(f"public: source {p.public}, destination {existing.public}")
             dest_limit = dst_limits.get(existing.name)
@@ -221,7 +234,7 @@ class Migration:
             return po
 
         out = await bounded_map(plan, projects)
-        missing = [po.destination for po in out if po.action == "create"]
+        missing = [po.destination for po in out if po.action is ProjectAction.CREATE]
         if missing and dst_harbor and not (user and user.sysadmin):
             info = await self.dst_api.systeminfo()
             if info.get("project_creation_restriction") != "everyone":
@@ -235,16 +248,16 @@ class Migration:
 
     async def create_projects(self, outcome: MigrationOutcome) -> None:
         for po in outcome.projects:
-            if po.action == "create":
+            if po.action is ProjectAction.CREATE:
                 created = await create_project(self.dst_api, po.destination, public=po.public,
                                                storage_limit=po.storage_limit)
-                po.action = "created" if created else "exists"
+                po.action = ProjectAction.CREATED if created else ProjectAction.EXISTS
 
     async def dry_run(self, outcome: MigrationOutcome) -> None:
         """Count what is already in place; nothing is written."""
         for po in outcome.projects:
-            if po.action == "create":
-                po.action = "would create"
+            if po.action is ProjectAction.CREATE:
+                po.action = ProjectAction.WOULD_CREATE
         mismatches = await verify(self.conns, outcome.plan.expected)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches

@@ -8,27 +8,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.engine import RunResult
+from ferry.journal import JobStatus
 
 if TYPE_CHECKING:  # rich costs start-up time; the everyday commands print no tables
     from rich.console import Console
     from rich.table import Table
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def summary_dict(result: RunResult) -> dict[str, Any]:
     seconds = max(result.seconds, 1e-9)
     return {
         "jobs": len(result.records),
-        "copied": result.count("copied"),
-        "skipped": result.count("skipped"),
-        "failed": result.count("failed"),
+        "copied": result.count(JobStatus.COPIED),
+        "skipped": result.count(JobStatus.SKIPPED),
+        "failed": result.count(JobStatus.FAILED),
         "bytes": result.bytes,
         "seconds": round(result.seconds, 3),
         "bytes_per_second": round(result.bytes / seconds),
@@ -38,6 +31,7 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
 
 
 def summary_table(result: RunResult, title: str = "ferry") -> Table:
+    from rich.filesize import decimal
     from rich.table import Table
 
     s = summary_dict(result)
@@ -45,8 +39,8 @@ def summary_table(result: RunResult, title: str = "ferry") -> Table:
     for col in ("copied", "skipped (identical)", "failed", "bytes moved", "duration", "rate", "requests"):
         table.add_column(col, justify="right")
     table.add_row(
-        str(s["copied"]), str(s["skipped"]), str(s["failed"]), human_bytes(s["bytes"]),
-        f"{s['seconds']:.1f} s", f"{human_bytes(s['bytes_per_second'])}/s", str(s["requests"]),
+        str(s["copied"]), str(s["skipped"]), str(s["failed"]), decimal(s["bytes"]),
+        f"{s['seconds']:.1f} s", f"{decimal(s['bytes_per_second'])}/s", str(s["requests"]),
     )
     return table
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.errors import FerryError
-from ferry.plan.inventory import Expected, bounded_map
+from ferry.plan.inventory import Expected
 
 
 @dataclass(frozen=True, slots=True)

@@ -326,6 +326,30 @@ def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Lay
     assert_whole(registry)
 
 
+def test_large_blob_first_chunk_reset_resumes_from_zero(
+    big_blob_source: tuple[Registry, im.Layout, str], registry: Registry, tmp_path: Path, proxy: Proxy
+) -> None:
+    """The first chunk is cut before the registry saw any of it: the session holds nothing, which
+    distribution reports as ``Range: 0-0`` (as for one byte). The upload goes on in the same session
+    from byte 0."""
+    src, lay, layer = big_blob_source
+    size = lay.blob_path(layer).stat().st_size
+    dst_px = proxy(registry.url, store_and_forward=True)
+    (rule,) = dst_px.add(Rule(Reset(after=8 * MB, side="request"), "PATCH", r"/blobs/uploads/", nth=1))
+    run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    f"docker://{src.ref('big/app:v1')}", f"docker://{dst_px.ref('big/app:v1')}",
+                    home=tmp_path / "home", env=FAST, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert rule.applied == 1
+    status = [r for r in registry.requests() if r.method == "GET" and "/blobs/uploads/" in r.path]
+    assert status and status[0].status == 204
+    patches = dst_px.requests("PATCH", r"/blobs/uploads/")
+    assert patches[1].headers["Content-Range"].startswith("0-")
+    assert dst_px.bytes_forwarded("PATCH", r"/blobs/uploads/") == size  # the cut chunk never reached it
+    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
+    assert_whole(registry)
+
+
 def test_large_blob_chunk_answer_lost_restarts_the_upload(
     big_blob_source: tuple[Registry, im.Layout, str], registry: Registry, tmp_path: Path, proxy: Proxy
 ) -> None:

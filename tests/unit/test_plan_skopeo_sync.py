@@ -303,7 +303,10 @@ def test_identity_token(tmp_path: Path) -> None:
             "reg.io:\n  credentials: {user: x}\n",
             ':1: key "reg.io" → "credentials": unknown key "user" (expected username, password, identitytoken)',
         ),
-        ("reg.io:\n  credentials: {username: [x]}\n", ':1: key "reg.io" → "credentials": "username" must be a string'),
+        (
+            "reg.io:\n  credentials: {username: [x]}\n",
+            ':1: key "reg.io" → "credentials": "username" must be a string, found a list',
+        ),
         ("reg.io:\n  images: [busybox]\n", ':1: key "reg.io" → "images": expected a mapping'),
         ("reg.io:\n  - x\n", ':1: key "reg.io": expected a mapping with images, images-by-tag-regex'),
         (

@@ -89,7 +89,3 @@ class TokenCache:
     def put(self, realm: str, service: str | None, scopes: frozenset[str], value: str, expires_in: float) -> None:
         self._tokens[(realm, service, scopes)] = Token(value, time.monotonic() + max(expires_in, 0))
         self._atoms.setdefault((realm, service), {})[scopes] = scope_atoms(scopes)
-
-    def drop(self, realm: str, service: str | None, scopes: frozenset[str]) -> None:
-        self._tokens.pop((realm, service, scopes), None)
-        self._atoms.get((realm, service), {}).pop(scopes, None)

@@ -19,7 +19,6 @@ from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest, parse_platform, schema1_config, select_platform
 from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
-from ferry.report import human_bytes
 
 
 @app.command()
@@ -79,9 +78,11 @@ def copy(
         if result.skipped:
             print(f"{destination} already has {result.digest}; nothing copied", file=sys.stderr)
         else:
+            from rich.filesize import decimal  # rich costs start-up time; only this line needs it
+
             print(
                 f"Copied {source} to {destination}: {result.digest} "
-                f"({s.blobs_copied} blobs {human_bytes(s.bytes_copied)}, {s.blobs_mounted} mounted, "
+                f"({s.blobs_copied} blobs {decimal(s.bytes_copied)}, {s.blobs_mounted} mounted, "
                 f"{s.blobs_skipped} already present, {s.manifests_pushed} manifests)",
                 file=sys.stderr,
             )

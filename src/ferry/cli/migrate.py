@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.filesize import decimal
 from rich.table import Table
 
 from ferry.cli import params as p
@@ -12,11 +13,11 @@ from ferry.cli.options import parse_bool, warn_argv_password
 from ferry.cli.progress import make_events, stderr_console
 from ferry.engine import EngineOptions
 from ferry.errors import RunFailedError
-from ferry.journal import Journal, default_path
+from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
 from ferry.plan.shard import journal_name, parse_shard
-from ferry.report import human_bytes, print_failures, summary_table, write_report
+from ferry.report import print_failures, summary_table, write_report
 
 
 def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
@@ -64,8 +65,8 @@ def _project_table(outcome: MigrationOutcome, title: str) -> Table:
         table.add_row(
             po.name, po.destination, po.action + (" (differs)" if po.differences else ""),
             str(len(outcome.plan.repositories.get(po.name, []))), str(n_expected),
-            str(sum(r.status == "copied" for r in recs)), str(sum(r.status == "skipped" for r in recs)),
-            str(sum(r.status == "failed" for r in recs)), human_bytes(sum(r.bytes for r in recs)), verified,
+            str(sum(r.status is JobStatus.COPIED for r in recs)), str(sum(r.status is JobStatus.SKIPPED for r in recs)),
+            str(sum(r.status is JobStatus.FAILED for r in recs)), decimal(sum(r.bytes for r in recs)), verified,
         )
     return table
 
@@ -89,7 +90,7 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
         digests = {e.digest for e in plan.expected if e.project == po.name and e.digest}
         size = sum(plan.sizes.get(d, 0) for d in digests)
         table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
-                      str(len(jobs)), str(len(accs)), human_bytes(size) if plan.source_is_harbor else "?")
+                      str(len(jobs)), str(len(accs)), decimal(size) if plan.source_is_harbor else "?")
     console.print(table)
     for po in outcome.projects:
         for d in po.differences:

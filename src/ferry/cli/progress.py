@@ -6,6 +6,7 @@ import sys
 import time
 
 from rich.console import Console, Group
+from rich.filesize import decimal
 from rich.live import Live
 from rich.progress import (
     BarColumn,
@@ -21,10 +22,9 @@ from rich.progress import (
 from rich.table import Column
 
 from ferry.engine import NoRunEvents
-from ferry.journal import JobRecord
+from ferry.journal import JobRecord, JobStatus
 from ferry.media import Descriptor
 from ferry.plan.model import Job
-from ferry.report import human_bytes
 
 
 class QuietEvents(NoRunEvents):
@@ -49,13 +49,13 @@ class LogEvents(QuietEvents):
             self._seen.add(job.key)
             self.done += 1
         stamp = time.strftime("%H:%M:%S")
-        if record.status == "failed":
+        if record.status is JobStatus.FAILED:
             attempt = f" (retry {record.retries})" if record.retries else ""
             line = (f"{stamp} [{self.done}/{self.total}] FAILED{attempt} {job.source} -> {job.destination}: "
                     f"{record.error}")
         else:
             line = (f"{stamp} [{self.done}/{self.total}] {record.status} {job.source} -> {job.destination} "
-                    f"{record.digest} {human_bytes(record.bytes)} {record.seconds:.2f}s")
+                    f"{record.digest} {decimal(record.bytes)} {record.seconds:.2f}s")
         print(line, file=self.stream, flush=True)
 
 
@@ -102,7 +102,7 @@ class RichEvents(QuietEvents):
         if job.key not in self._seen:
             self._seen.add(job.key)
             self.done += 1
-        if record.status != "failed":
+        if record.status is not JobStatus.FAILED:
             self._failed.discard(job.key)
         else:
             self._failed.add(job.key)

@@ -13,14 +13,15 @@ from ferry.cli import params as p
 from ferry.cli.main import app, run_async
 from ferry.cli.options import Side, parse_bool
 from ferry.cli.progress import make_events, stderr_console
+from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions
 from ferry.errors import FerryError, RunFailedError, UsageError
-from ferry.journal import JobRecord, Journal, default_path
+from ferry.journal import JobRecord, JobStatus, Journal, default_path
 from ferry.media import filter_platforms
 from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
-from ferry.plan.inventory import Expected, bounded_map
+from ferry.plan.inventory import Expected
 from ferry.plan.model import AccessMap, Job, PlatformFilter, Rule
 from ferry.plan.shard import Shard, journal_name, parse_shard, select_jobs
 from ferry.refs import RegistryRef, parse_repository
@@ -181,7 +182,8 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
 def _unlisted_records(rules: list[Rule], unlisted: dict[RegistryRef, FerryError]) -> list[JobRecord]:
     """A failed record for each rule that needed its source repository listed and could not have it."""
     return [
-        JobRecord(str(rule.source), str(rule.destination), "failed", error=str(unlisted[rule.source.repo_ref()]))
+        JobRecord(str(rule.source), str(rule.destination), JobStatus.FAILED,
+                  error=str(unlisted[rule.source.repo_ref()]))
         for rule in rules
         if not (rule.select.tags or rule.select.digests) and rule.source.repo_ref() in unlisted
     ]

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from ferry.errors import ConfigError, UsageError
 from ferry.refs import DEFAULT_REGISTRY, RegistryRef, parse_docker_ref
@@ -43,11 +44,14 @@ __all__ = [
     "expect_bool",
     "expect_mapping",
     "expect_str",
+    "key_as_read",
+    "line_in_path",
     "line_of",
     "normalize_hub",
     "read_document",
     "repository_ref",
     "strip_json_comments",
+    "validation_error",
 ]
 
 
@@ -321,7 +325,7 @@ def expect_mapping(doc: Document, value: object, path: Sequence[str | int], expe
 def expect_str(doc: Document, value: object, path: Sequence[str | int], what: str) -> str:
     if isinstance(value, str):
         return value
-    raise doc.error(f"{what} must be a string, found {_kind(value)}", path, _line_in_path(path))
+    raise doc.error(f"{what} must be a string, found {_kind(value)}", path, line_in_path(path))
 
 
 def expect_bool(value: object) -> object:
@@ -331,11 +335,44 @@ def expect_bool(value: object) -> object:
     return value
 
 
-def _line_in_path(path: Iterable[str | int]) -> int | None:
+def line_in_path(path: Iterable[object]) -> int | None:
+    """The line of the innermost key along ``path`` that remembers one."""
     line = None
     for item in path:
         line = line_of(item) or line
     return line
+
+
+def key_as_read(mapping: Mapping[Any, Any], name: str) -> Any:
+    """The key ``name`` of ``mapping`` as read (a :class:`YStr` carries its line), or None."""
+    return next((key for key in mapping if key == name), None)
+
+
+def validation_error(
+    doc: Document, path: Sequence[str | int], err: ValidationError, keys: Mapping[tuple[str | int, ...], str]
+) -> ConfigError:
+    """The first problem pydantic found in the value at ``path`` as one line for people; ``keys`` lists
+    the keys expected at a location inside that value (``()``: the value itself) for the messages."""
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    kind = first["type"]
+    field = json.dumps(str(loc[-1])) if loc else "the value"
+    where = loc[:-1]  # the mapping holding the offending key
+    if kind == "extra_forbidden":
+        message = f"unknown key {field}" + (f" (expected {keys[where]})" if where in keys else "")
+    elif kind == "bool_type":
+        message = f"{field} must be true or false"
+    elif kind == "string_type":
+        found = first.get("input")
+        shown = json.dumps(found) if isinstance(found, str | int | float | bool) or found is None else _kind(found)
+        message = f"{field} must be a string, found {shown}"
+    elif kind == "list_type":
+        message = f"{field} must be a list"
+    elif kind in ("model_type", "dict_type"):
+        where, message = loc, "expected a mapping" + (f" with {keys[loc]}" if loc in keys else "")
+    else:
+        where, message = loc, first["msg"]
+    return ConfigError(f"{describe(doc.name, (*path, *where), line_in_path(path))}: {message}")
 
 
 # --------------------------------------------------------------------------------------------------

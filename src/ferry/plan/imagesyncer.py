@@ -58,13 +58,14 @@ from ferry.plan.files import (
     Format,
     access_key,
     compile_tag_regex,
-    describe,
     expect_bool,
     expect_mapping,
+    key_as_read,
     line_of,
     normalize_hub,
     read_document,
     repository_ref,
+    validation_error,
 )
 from ferry.plan.model import Access, AccessMap, Credential, Rule, TagSelector
 from ferry.refs import RegistryRef, is_tag, parse_docker_ref
@@ -119,31 +120,6 @@ class _AuthEntry(BaseModel):
 _AUTH_FIELDS = "username, password, identityToken, insecure"
 
 
-def _pydantic_message(err: ValidationError) -> tuple[tuple[str | int, ...], str]:
-    """The first problem of a validation error as (location, message for people)."""
-    first = err.errors()[0]
-    loc = tuple(first["loc"])
-    kind = first["type"]
-    field = json.dumps(str(loc[-1])) if loc else "the value"
-    found = first.get("input")
-    if kind == "extra_forbidden":
-        return loc[:-1], f"unknown key {field}"
-    if kind == "bool_type":
-        return loc[:-1], f"{field} must be true or false"
-    if kind == "string_type":
-        shown = json.dumps(found) if _jsonable(found) else "a " + type(found).__name__
-        return loc[:-1], f"{field} must be a string, found {shown}"
-    if kind in ("model_type", "dict_type"):
-        return loc, "expected a mapping"
-    if kind == "list_type":
-        return loc[:-1], f"{field} must be a list"
-    return loc, first["msg"]
-
-
-def _jsonable(value: object) -> bool:
-    return isinstance(value, str | int | float | bool) or value is None
-
-
 def _auth_text(value: str | None, where: str, env: bool) -> str:
     if value is None:
         return ""
@@ -162,12 +138,7 @@ def parse_auth(doc: Document, data: Any, path: Sequence[str | int] = (), *, env:
         try:
             entry = _AuthEntry.model_validate(value)
         except ValidationError as err:
-            loc, message = _pydantic_message(err)
-            if message == "expected a mapping" and not loc:
-                message = f"expected a mapping with {_AUTH_FIELDS}"
-            elif message.startswith("unknown key"):
-                message += f" (expected {_AUTH_FIELDS})"
-            raise ConfigError(f"{describe(doc.name, (*key_path, *loc), line_of(key))}: {message}") from None
+            raise validation_error(doc, key_path, err, {(): _AUTH_FIELDS}) from None
         prefix = access_key(key, where)
         if prefix in entries:
             raise ConfigError(f"{where}: names the same registry prefix {prefix!r} as another key")
@@ -364,7 +335,7 @@ def load_config(
         raise ConfigError(f"{doc.where((key,), line_of(key))}: unknown key (expected auth and images)")
     if "images" not in top:
         raise doc.error('no "images" key; it holds the sync rules')
-    images_key = next(k for k in top if k == "images")
+    images_key = key_as_read(top, "images")
     rules = parse_images(
         doc,
         top["images"],
@@ -372,7 +343,7 @@ def load_config(
         default_registry=default_registry,
         default_namespace=default_namespace,
     )
-    auth_key = next((k for k in top if k == "auth"), None)
+    auth_key = key_as_read(top, "auth")
     if auth_key is None or top[auth_key] is None:
         access = AccessMap()
     else:

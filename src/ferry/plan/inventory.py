@@ -3,12 +3,11 @@ mapped to destination projects, and turned into Jobs — images first, accessori
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
+from ferry.concurrency import bounded_map
 from ferry.errors import UsageError
 from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
@@ -16,10 +15,6 @@ from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
 from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
-
-T = TypeVar("T")
-R = TypeVar("R")
-LIST_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +81,6 @@ class MigrationPlan:
     @property
     def jobs(self) -> list[Job]:
         return self.images + self.accessories
-
-
-async def bounded_map(fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int = LIST_CONCURRENCY) -> list[R]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(item: T) -> R:
-        async with gate:
-            return await fn(item)
-
-    return list(await asyncio.gather(*(one(i) for i in items)))
 
 
 def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, digest: str | None,

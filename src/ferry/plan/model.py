@@ -66,10 +66,6 @@ class TagSelector:
     regex: str | None = None
     semver: str | None = None  # a constraint such as ">=1.2.0, <2"
 
-    @property
-    def all_tags(self) -> bool:
-        return not (self.tags or self.digests or self.regex or self.semver)
-
     def matches_regex(self, tag: str) -> bool:
         return self.regex is not None and re.search(self.regex, tag) is not None
 
@@ -114,11 +110,3 @@ class PlatformFilter:
     def active(self) -> bool:
         return bool(self.os or self.arch)
 
-
-@dataclass(slots=True)
-class Plan:
-    """What a run will do: jobs plus how to reach each registry."""
-
-    jobs: list[Job]
-    access: AccessMap = field(default_factory=AccessMap)
-    platforms: PlatformFilter = field(default_factory=PlatformFilter)

@@ -72,14 +72,16 @@ from ferry.plan.files import (
     Document,
     Format,
     compile_tag_regex,
-    describe,
     expect_bool,
     expect_mapping,
     expect_str,
+    key_as_read,
+    line_in_path,
     line_of,
     normalize_hub,
     read_document,
     repository_ref,
+    validation_error,
 )
 from ferry.plan.model import Access, AccessMap, Credential, Rule, TagSelector
 from ferry.plan.semver import SemverError, parse_constraint
@@ -163,35 +165,10 @@ class _RegistryEntry(BaseModel):
     cert_dir: _Str | None = Field(default=None, alias="cert-dir")
 
 
-_ENTRY_KEYS = "images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir"
-_CREDENTIAL_KEYS = "username, password, identitytoken"
-
-
-def _entry_error(doc: Document, key_path: tuple[Any, ...], err: ValidationError) -> ConfigError:
-    first = err.errors()[0]
-    loc = tuple(first["loc"])
-    kind = first["type"]
-    field = json.dumps(str(loc[-1])) if loc else "the value"
-    parent = loc[:-1]
-    if kind == "extra_forbidden":
-        expected = _CREDENTIAL_KEYS if parent == ("credentials",) else _ENTRY_KEYS
-        message = f"unknown key {field} (expected {expected})"
-    elif kind == "bool_type":
-        message = f"{field} must be true or false"
-    elif kind == "string_type":
-        message = f"{field} must be a string"
-    elif kind in ("dict_type", "model_type"):
-        parent, message = loc, "expected a mapping" + ("" if loc else f" with {_ENTRY_KEYS}")
-    else:
-        parent, message = loc, first["msg"]
-    return ConfigError(f"{describe(doc.name, (*key_path, *parent), _line_at(key_path))}: {message}")
-
-
-def _line_at(path: Iterable[object]) -> int | None:
-    line = None
-    for item in path:
-        line = line_of(item) or line
-    return line
+_EXPECTED_KEYS = {
+    (): "images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir",
+    ("credentials",): "username, password, identitytoken",
+}
 
 
 def load_skopeo_yaml(path: str | Path, *, base: Access | None = None) -> tuple[list[SyncSource], AccessMap]:
@@ -210,7 +187,7 @@ def load_skopeo_yaml(path: str | Path, *, base: Access | None = None) -> tuple[l
         try:
             entry = _RegistryEntry.model_validate(raw)
         except ValidationError as err:
-            raise _entry_error(doc, key_path, err) from None
+            raise validation_error(doc, key_path, err, _EXPECTED_KEYS) from None
         if not str(registry).strip():
             raise ConfigError(f"{where}: the registry name is empty")
         settings = _entry_access(entry, base)
@@ -237,20 +214,15 @@ def _entry_access(entry: _RegistryEntry, base: Access) -> Access:
     return result
 
 
-def _key_of(mapping: dict[Any, Any], name: str) -> Any:
-    """The key object as read (it carries the YAML line)."""
-    return next(k for k in mapping if k == name)
-
-
 def _entry_sources(doc: Document, registry: str, raw: dict[Any, Any]) -> list[SyncSource]:
     result: list[SyncSource] = []
     for section in ("images", "images-by-tag-regex", "images-by-semver"):
         if raw.get(section) is None:
             continue
-        section_key = _key_of(raw, section)
+        section_key = key_as_read(raw, section)
         for name, value in raw[section].items():
             path = (registry, section_key, name)
-            where = doc.where(path, _line_at(path))
+            where = doc.where(path, line_in_path(path))
             repo_text = f"{str(registry).strip().rstrip('/')}/{str(name).strip().lstrip('/')}"
             repo = repository_ref(repo_text, where, "image")
             if section == "images":
@@ -277,7 +249,7 @@ def _image_refs(doc: Document, path: tuple[Any, ...], value: object) -> list[Tag
     if value is None or value == []:
         return [TagSelector()]  # all tags
     if not isinstance(value, list):
-        raise doc.error("expected a list of tags or digests ([] for all tags)", path, _line_at(path))
+        raise doc.error("expected a list of tags or digests ([] for all tags)", path, line_in_path(path))
     tags: list[str] = []
     digests: list[str] = []
     for index, item in enumerate(value):
@@ -291,7 +263,7 @@ def _image_refs(doc: Document, path: tuple[Any, ...], value: object) -> list[Tag
             raise doc.error(
                 f"{json.dumps(text)} is neither a tag (letters, digits, _ . -, at most 128) nor a sha256: digest",
                 item_path,
-                line_of(item) or _line_at(path),
+                line_of(item) or line_in_path(path),
             )
     selectors = [TagSelector(tags=tuple(tags))] if tags else []
     return selectors + ([TagSelector(digests=tuple(digests))] if digests else [])

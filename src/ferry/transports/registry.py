@@ -271,8 +271,8 @@ class RegistryClient:
                     raise
                 await attempts.again(f"{what} interrupted ({err.message})")
                 offset = await self.upload_offset(repo, location)
-                if offset is None:
-                    location = None  # the registry dropped the session (a partial chunk reached it)
+                if offset is None or (offset % UPLOAD_CHUNK and offset != desc.size):
+                    location = None  # the registry dropped the session, or holds part of a chunk
                 else:
                     log.info("%s: resuming at byte %d of %d", what, offset, desc.size)
 
@@ -299,9 +299,11 @@ class RegistryClient:
         if resp.status not in (200, 204) or not rng:
             return None
         try:
-            return int(rng.rpartition("-")[2]) + 1
+            last = int(rng.rpartition("-")[2])
         except ValueError:
             return None
+        # distribution answers "0-0" for an empty session as for a one-byte one; ferry never holds one byte
+        return last + 1 if last else 0
 
     def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         stats = self.http.stats
