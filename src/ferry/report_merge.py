@@ -89,10 +89,14 @@ def _projects(reports: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]
     for _, rep in reports:
         for proj in rep.get("projects", []):
             kept = merged.setdefault(proj["name"], {**proj, "differences": []})
-            if _PROJECT_ACTIONS.index(proj["action"]) < _PROJECT_ACTIONS.index(kept["action"]):
+            if _rank(proj["action"]) < _rank(kept["action"]):
                 kept["action"] = proj["action"]
             kept["differences"] += [d for d in proj.get("differences", []) if d not in kept["differences"]]
     return list(merged.values())
+
+
+def _rank(action: str) -> int:
+    return _PROJECT_ACTIONS.index(action) if action in _PROJECT_ACTIONS else len(_PROJECT_ACTIONS)
 
 
 def _verification(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
