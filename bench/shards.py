@@ -43,11 +43,15 @@ def run_shards(b: Bench, src: Any, wl: Any, count: int, rep: int) -> dict[str, A
              "--report", str(reports[i])] for i in range(count)]
     meter = Meter(src, dst).start()
     cpu0, start = _children_cpu(), time.perf_counter()
-    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
+    logs = [open(r.with_name("stderr.log"), "wb") for r in reports]  # noqa: SIM115 (closed below)
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=log) for c, log in zip(cmds, logs, strict=True)]
     codes = [p.wait() for p in procs]
+    for log in logs:
+        log.close()
     wall = time.perf_counter() - start
     sample = meter.fill(Sample(f"{count} shard(s)", rep, wall, processes=count, cpu=_children_cpu() - cpu0))
-    problem = "" if codes == [0] * count else f"exit codes {codes}"
+    problem = "" if codes == [0] * count else \
+        f"exit codes {codes}: {reports[0].with_name('stderr.log').read_text(errors='replace')[-300:]}"
     problem = problem or check_images(dst, wl.images)
     moved = sum(json.loads(r.read_text())["summary"]["bytes"] for r in reports if r.exists())
     b.drop(dst)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ferry.access import Access, AccessMap
 from ferry.errors import UsageError
 from ferry.http import HTTPPool, RetryPolicy
-from ferry.plan.model import Access, AccessMap
 from ferry.refs import ImageRef, PathRef, RegistryRef
 from ferry.transports.archive import ArchiveDestination, ArchiveSource
 from ferry.transports.base import Destination, Source

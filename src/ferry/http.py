@@ -21,11 +21,11 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from ferry.access import Access
 from ferry.auth.challenge import Challenge, TokenCache, parse_challenge
 from ferry.auth.token import basic_authorization, fetch_token
 from ferry.bodies import read_limited
 from ferry.errors import AuthError, FerryError, NetworkError, NotFoundError, ProtocolError
-from ferry.plan.model import Access
 from ferry.retry import Attempts, Failure, RetryPolicy, causes, describe, retrying
 
 log = logging.getLogger("ferry.http")

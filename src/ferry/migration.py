@@ -1,30 +1,36 @@
 """``ferry migrate`` and ``ferry verify``: a whole Harbor (or registry) into another, in one run.
 
-Order: endpoints recognised and credentials checked on both sides; the source inventoried; missing
-destination projects created (or a clear error before any copy if that is not allowed); images
-copied by the engine, accessories after their subjects; then every selected tag verified.
+Order: endpoints recognised and credentials checked on both sides; the source inventoried and, Harbor
+to Harbor, its configuration planned (:mod:`ferry.configuration`); missing destination projects
+created (or a clear error before any copy if that is not allowed); the configuration that images
+need not wait for applied; images copied by the engine, accessories after their subjects; every
+selected tag verified; then artifact labels, immutability rules and repository descriptions.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from ferry.auth import credentials
+from ferry.access import Access, AccessMap
+from ferry.auth.side import Side
+from ferry.chart_migration import ChartCopier, ChartOutcome, plan_charts
 from ferry.concurrency import bounded_map
+from ferry.configuration import AFTER, BEFORE, ConfigEntry, ConfigOptions, Configuration
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
+from ferry.harbor.charts import ChartMuseumAPI
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
+from ferry.harbor.resource import Context
+from ferry.harbor.secrets import SecretSink, load_robot_secrets
 from ferry.journal import Journal
 from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
-from ferry.plan.model import Access, AccessMap, Credential
-from ferry.plan.shard import Shard, select_plan
+from ferry.plan.shard import Shard, runs_whole_project_work, select_plan
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -54,23 +60,13 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class SideOptions:
-    url: str
-    creds: str | None = None
-    tls_verify: bool = True
-    cert_dir: str | None = None
-    password_env: str = ""
+    """One side of a migration: its URL and the options that say how to reach it."""
 
-    def access(self, endpoint: Endpoint, authfile: str | None) -> Access:
-        cred: Credential | None
-        if self.creds:
-            cred = credentials.parse_creds(self.creds, password_env=self.password_env)
-        else:
-            cred = credentials.lookup(endpoint.host, "", authfile)
-            if cred is None and os.environ.get(self.password_env):
-                raise UsageError(f"{self.password_env} is set but no user name is given",
-                                 hint="add --src-creds USER / --dest-creds USER")
-        return Access(credential=cred, tls_verify=self.tls_verify and not endpoint.plain_http,
-                      cert_dir=self.cert_dir, plain_http=endpoint.plain_http)
+    url: str
+    side: Side = field(default_factory=Side)
+
+    def access(self, endpoint: Endpoint) -> Access:
+        return self.side.access(endpoint.host, plain_http=endpoint.plain_http)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +74,13 @@ class MigrationOptions:
     source: SideOptions
     destination: SideOptions
     selection: Selection = field(default_factory=Selection)
-    authfile: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     dry_run: bool = False
     verify_only: bool = False
+    config: ConfigOptions = field(default_factory=ConfigOptions)  # --no-config, --skip-config …
+    images: bool = True  # False with --config-only
+    charts: bool = True  # charts (issue 11): --no-charts
+    charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
     shard: Shard | None = None  # this run's share of the repositories (plan/shard.py)
 
 
@@ -117,12 +116,23 @@ class MigrationOutcome:
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
+    configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
+    charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
     shard: Shard | None = None
 
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
-        return not failed and not self.mismatches
+        charts_bad = bool(self.charts and (self.charts.failed or self.charts.mismatches))
+        return (not failed and not self.mismatches and not charts_bad
+                and not any(e.failed for e in self.configuration or []))
+
+    def configuration_json(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """The report's configuration section: destination project (or "(system)") → kind → objects."""
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for e in self.configuration or []:
+            out.setdefault(e.project, {}).setdefault(e.kind, []).append(e.to_json())
+        return out
 
     def to_json(self) -> dict[str, Any]:
         from ferry.report import summary_dict
@@ -138,6 +148,7 @@ class MigrationOutcome:
                  "action": p.action, "differences": p.differences}
                 for p in self.projects
             ],
+            **({"configuration": self.configuration_json()} if self.configuration is not None else {}),
             "summary": summary_dict(self.run) if self.run else None,
             **({"dry_run": {"in_place": self.in_place, "to_copy": [
                 {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
@@ -151,6 +162,7 @@ class MigrationOutcome:
                     for m in self.mismatches
                 ],
             },
+            "charts": self.charts.to_json() if self.charts else None,
         }
 
 
@@ -162,14 +174,18 @@ class Migration:
         self.dst = Endpoint.parse(options.destination.url, "destination")
         if self.src == self.dst:
             raise UsageError("source and destination are the same registry")
-        src_access = options.source.access(self.src, options.authfile)
-        dst_access = options.destination.access(self.dst, options.authfile)
+        src_access = options.source.access(self.src)
+        dst_access = options.destination.access(self.dst)
         self.conns = Connections(AccessMap(entries={self.src.host: src_access, self.dst.host: dst_access}),
                                  connections=max(16, options.engine.blob_concurrency * 2))
         self.src_api = HarborAPI(self.conns.client(self.src.host).http)
         self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
         self.journal = journal
         self.events = events
+        # read before anything else: a malformed file is bad input, refused before a request is sent
+        self.robot_secrets = load_robot_secrets(options.config.robot_secrets) if options.config.robot_secrets else {}
+        self.configuration: Configuration | None = None
+        self.src_charts, self.dst_charts = ChartMuseumAPI(self.src_api), ChartMuseumAPI(self.dst_api)
 
     async def close(self) -> None:
         await self.conns.close()
@@ -207,7 +223,45 @@ class Migration:
                                    inventory_requests=self.src_api.http.stats.requests - before,
                                    shard=self.options.shard)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
+        whole = runs_whole_project_work(self.options.shard)
+        if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only and whole:
+            await self._plan_configuration(outcome, src_user, dst_user)
+        # -- charts (issue 11)
+        if src_harbor and self.options.charts and whole:
+            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
+                                               [p.name for p in plan.projects], sel, self.options.charts_as,
+                                               self.dst.host)
+        # -- end charts
         return outcome
+
+    # -- configuration (issue 10): planned here, applied around the copy ---------------------
+
+    async def _plan_configuration(self, outcome: MigrationOutcome, src_user: User | None,
+                                  dst_user: User | None) -> None:
+        """Plan what configuration moves; refuse an existing secrets file it would need before any write."""
+        opts = self.options.config
+        info = await self.dst_api.systeminfo()
+        ctx = Context(self.src_api, self.dst_api, self.options.selection.project_map,
+                      dst_auth_mode=str(info.get("auth_mode") or "db_auth"),
+                      create_users=opts.create_users or opts.system, robot_secrets=self.robot_secrets,
+                      new_robot_secrets=SecretSink(opts.robot_secrets_out, "--robot-secrets-out"),
+                      user_passwords=SecretSink(opts.user_passwords_out, "--user-passwords-out"))
+        admins = bool(src_user and src_user.sysadmin and dst_user and dst_user.sysadmin)
+        self.configuration = Configuration(ctx, opts, {po.name: po.destination for po in outcome.projects},
+                                           system_level=admins)
+        outcome.configuration = await self.configuration.plan(BEFORE)
+        if self.options.dry_run:
+            outcome.configuration += await self.configuration.plan(AFTER)
+            return
+        for sink in self.configuration.secret_files(BEFORE):
+            sink.check()
+
+    async def configure(self, outcome: MigrationOutcome, phase: str) -> None:
+        """Apply one phase of the configuration (BEFORE the images or AFTER them)."""
+        if self.configuration is None:
+            return
+        done = [] if phase == BEFORE or outcome.configuration is None else outcome.configuration
+        outcome.configuration = done + await self.configuration.apply(phase)
 
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
@@ -261,6 +315,9 @@ class Migration:
         mismatches = await verify(self.conns, outcome.plan.expected)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+            outcome.charts.in_place = len(outcome.charts.jobs) - len(outcome.charts.mismatches)
 
     async def copy(self, outcome: MigrationOutcome) -> None:
         engine = Engine(self.conns, self.options.engine, journal=self.journal, events=self.events)
@@ -271,6 +328,13 @@ class Migration:
         images.requests += accessories.requests
         images.http_retries += accessories.http_retries
         outcome.run = images
+        if outcome.charts is not None:  # charts (issue 11): after the images
+            await self._charts(outcome.charts).run()
 
     async def verify(self, outcome: MigrationOutcome) -> None:
         outcome.mismatches = await verify(self.conns, outcome.plan.expected)
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+
+    def _charts(self, charts: ChartOutcome) -> ChartCopier:
+        return ChartCopier(charts, self.src_charts, self.dst_charts, self.conns, self.journal)

@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 
 import pytest
 
+from ferry.access import Access, AccessMap, Credential
 from ferry.connect import Connections
 from ferry.copy import ImageCopier
 from ferry.engine import Engine, EngineOptions
 from ferry.errors import AuthError
-from ferry.plan.model import Access, AccessMap, Credential, Job
+from ferry.plan.model import Job
 from ferry.refs import parse_docker_ref
 from tests.conftest import TOKEN_ISSUER, TOKEN_SERVICE
 from tests.support import images as im

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from ferry.access import Access, AccessMap
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunResult
 from ferry.journal import JobRecord, Journal
 from ferry.media import Descriptor
-from ferry.plan.model import Access, AccessMap, Job
+from ferry.plan.model import Job
 from ferry.refs import RegistryRef
 from ferry.transports.registry import Repository
 from tests.support import images as im

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from ferry.access import Access, AccessMap
 from ferry.connect import Connections
 from ferry.engine import Engine
 from ferry.journal import Journal
-from ferry.plan.model import Access, AccessMap, Job
+from ferry.plan.model import Job
 from ferry.refs import parse_docker_ref
 from tests.support import images as im
 from tests.support.registry import Registry

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ferry.access import Credential
 from ferry.auth import credentials
 from ferry.errors import ConfigError
-from ferry.plan.model import Credential
 
 
 def _auth(user: str, pw: str) -> dict[str, str]:

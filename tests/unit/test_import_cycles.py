@@ -8,7 +8,6 @@ cycle from the interpreter, not from a reader.
 from __future__ import annotations
 
 import grimp
-import pytest
 
 
 def imports_back(package: str = "ferry") -> list[str]:
@@ -23,8 +22,5 @@ def imports_back(package: str = "ferry") -> list[str]:
     return found
 
 
-# The one cycle left is cli/main.py <-> the cli command modules (they import ``app`` back from main); the
-# CLI restructure of issue 9 moves ``app`` into a module of its own. Remove this mark when that is merged.
-@pytest.mark.xfail(strict=True, reason="cli/main.py <-> cli command modules cycle, fixed by the CLI restructure")
 def test_no_module_imports_one_that_imports_it_back() -> None:
     assert imports_back() == []

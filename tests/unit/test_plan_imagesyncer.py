@@ -15,9 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ferry.access import Access, Credential
 from ferry.errors import ConfigError
 from ferry.plan.imagesyncer import expand_env, load_auth, load_config, load_images
-from ferry.plan.model import Access, Credential, Rule, TagSelector
+from ferry.plan.model import Rule, TagSelector
 from ferry.refs import RegistryRef
 
 DIGEST = "sha256:14b267eb38aa85fd12d0e168fffa2d8a6187ac53a14a0212b0d4fce8d729598c"

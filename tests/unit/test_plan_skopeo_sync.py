@@ -15,9 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ferry.access import Access, Credential
 from ferry.errors import ConfigError, UsageError
 from ferry.plan.expand import check_plan, expand
-from ferry.plan.model import Access, Credential, Rule, TagSelector
+from ferry.plan.model import Rule, TagSelector
 from ferry.plan.skopeo_sync import (
     DestNaming,
     SyncSource,

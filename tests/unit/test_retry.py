@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from ferry.access import Access, Credential
 from ferry.auth.challenge import Challenge
 from ferry.auth.token import fetch_token
 from ferry.errors import AuthError, DigestMismatchError, NetworkError, NotFoundError, ProtocolError
 from ferry.http import RegistryHTTP
-from ferry.plan.model import Access, Credential
 from ferry.retry import Attempts, Failure, RetryPolicy, classify
 
 #: Fast backoff: the tests measure Retry-After, not the default delays.

@@ -15,10 +15,10 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from ferry.access import Credential
 from ferry.auth.challenge import Challenge
 from ferry.bodies import read_limited
 from ferry.errors import AuthError, FerryError, NetworkError, ProtocolError
-from ferry.plan.model import Credential
 from ferry.retry import Attempts, Failure, describe, retrying
 
 log = logging.getLogger("ferry.http")

@@ -9,15 +9,16 @@ from typing import Any
 
 import typer
 
+from ferry.access import Access, Credential
 from ferry.auth import credentials
 from ferry.cli import params as p
-from ferry.cli.main import app, run_async
-from ferry.cli.options import Side, access_map, parse_bool, warn_argv_password
+from ferry.cli.app import app, run_async, state
+from ferry.cli.lookaside import warn_uncopied_signatures
+from ferry.cli.options import access_map, parse_bool, side, warn_argv_password
 from ferry.connect import Connections
 from ferry.copy import ImageCopier
 from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest, parse_platform, schema1_config, select_platform
-from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
 
 
@@ -36,24 +37,22 @@ def copy(
     dest_authfile: str | None = typer.Option(None, "--dest-authfile"),
     platform: str | None = typer.Option(None, "--platform", metavar="OS/ARCH[/VARIANT]",
                                         help="Copy only this platform of a multi-platform image."),
-    all_images: bool = typer.Option(True, "--all", "-a",
-                                    help="Accepted for skopeo compatibility: every platform is copied by default."),
+    all_images: bool = typer.Option(False, "--all", "-a",
+                                    help="Every platform (the default; with --override-* it keeps them all)."),
     force: p.Force = False,
     quiet: p.Quiet = False,
-    policy_file: Path | None = typer.Option(None, "--policy", help="containers policy.json the source must satisfy."),
-    insecure_policy: bool = typer.Option(False, "--insecure-policy", help="Accept any source, whatever the policy."),
 ) -> None:
     """Copy an image (all platforms, digests preserved) between registries and local layouts."""
     src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
-    from ferry import policy  # pydantic: not imported by the other everyday commands
-
-    policy.check(policy.load(policy_file, insecure_policy), src_ref)
+    if platform is None and not all_images:
+        platform = state.override_platform()  # skopeo without --all: the one platform the overrides name
     if platform is not None:
         parse_platform(platform)
-    src_side = Side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-", "FERRY_SRC_PASSWORD")
-    dst_side = Side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-",
-                    "FERRY_DEST_PASSWORD")
+    src_side = side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-")
+    dst_side = side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-")
     amap = access_map((src_ref, src_side), (dst_ref, dst_side))
+    state.policy.check(src_ref)
+    warn_uncopied_signatures(state.registries_d, src_ref)
 
     async def go() -> None:
         conns = Connections(amap)
@@ -92,8 +91,7 @@ def copy(
 
 def _registry_side(ref: RegistryRef, creds: str | None, tls_verify: str, cert_dir: str | None,
                    authfile: str | None) -> Connections:
-    side = Side(creds, tls_verify, cert_dir, authfile, "", None)
-    return Connections(AccessMap(entries={f"{ref.registry}/{ref.repository}": side.access(ref)}))
+    return Connections(access_map((ref, side(creds, tls_verify, cert_dir, authfile))))
 
 
 def _docker_ref(text: str) -> RegistryRef:
@@ -135,10 +133,13 @@ def inspect(
     cert_dir: p.CertDir = None,
     authfile: p.AuthFile = None,
     no_tags: bool = typer.Option(False, "--no-tags", "-n", help="Do not list the repository's tags."),
-    platform: str = typer.Option("linux/amd64", "--platform", help="Platform to describe for an index."),
+    platform: str | None = typer.Option(None, "--platform",
+                                        help="Platform to describe for an index (default: the --override-* "
+                                             "options, else linux/amd64)."),
 ) -> None:
     """Show an image's manifest, configuration or a skopeo-style summary."""
     ref = parse_image_ref(image)
+    platform = platform or state.override_platform() or "linux/amd64"
     parse_platform(platform)
 
     async def go() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 import yaml
 
-from ferry.cli.main import app
+from ferry.cli.app import app
 from ferry.k8s import JobSpec, check_args, job_manifest
 
 

@@ -1,70 +1,22 @@
-"""The ``ferry`` command: subcommands, the ``ferry: …`` error line and exit codes."""
+"""The ``ferry`` command: argument rewriting, command registration, the ``ferry: …`` error line and
+exit codes. Nothing imports this module; the commands register on :data:`ferry.cli.app.app`."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 import typer
+import typer.main
 
-from ferry import __version__
-from ferry.cli.options import normalize_argv
+from ferry.cli import images  # noqa: F401  (its commands register themselves on ``app``)
+from ferry.cli.app import app, debug_enabled
+from ferry.cli.options import command_index, hoist_global_options, normalize_argv
 from ferry.errors import FerryError, Interrupted
 
-T = TypeVar("T")
 
-app = typer.Typer(
-    name="ferry",
-    help="Move container images between registries — a whole Harbor into another Harbor.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-_state = {"debug": False}
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"ferry version {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    debug: bool = typer.Option(False, "--debug", help="Log requests and show tracebacks."),
-    version: bool = typer.Option(False, "--version", "-v", callback=_version, is_eager=True,
-                                 help="Print the version."),
-) -> None:
-    _state["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not debug:
-        logging.getLogger("ferry").setLevel(logging.WARNING)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; errors are turned into the ``ferry:`` line by :func:`run`."""
-    return asyncio.run(coro)
-
-
-def debug_enabled() -> bool:
-    return _state["debug"]
-
-
-def _register(args: list[str] | None = None) -> None:
-    """Import the command modules. For a command of ``ferry.cli.images`` (the everyday ones) that
-    module is enough: the bulk commands' modules would add about 0.3 s of imports to every start."""
-    from ferry.cli import images  # noqa: F401  (commands register themselves on ``app``)
-
-    wanted = next((a for a in args or [] if not a.startswith("-")), None)
+def _register(wanted: str | None) -> None:
+    """Import the bulk commands' modules unless the command is one of ``ferry.cli.images`` (the everyday
+    ones, always imported): they would add about 0.3 s of imports to every start."""
     if wanted is not None and wanted in _command_names():
         return
     for optional in ("ferry.cli.sync", "ferry.cli.migrate", "ferry.cli.signing", "ferry.cli.report", "ferry.cli.k8s"):
@@ -83,9 +35,13 @@ def _command_names() -> set[str]:
 def run(argv: list[str] | None = None) -> None:
     """Console entry point."""
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
-    _register(args)
     try:
-        app(args=args, prog_name="ferry", standalone_mode=False)
+        at = command_index(args, typer.main.get_command(app))
+        if at is not None or not {"--version", "-v"} & set(args):  # help lists every command; --version none
+            _register(args[at] if at is not None else None)
+        command = typer.main.get_command(app)
+        args = hoist_global_options(args, command)
+        command.main(args=args, prog_name="ferry", standalone_mode=False)
     except FerryError as e:
         _fail(e)
     except KeyboardInterrupt:

@@ -1,13 +1,16 @@
-"""Option values shared by commands: skopeo-style booleans, credentials and access per side."""
+"""Option values shared by commands: skopeo-style booleans and durations, global options after the
+command, credentials and access per side."""
 
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
-from ferry.auth import credentials
+from ferry.access import AccessMap
+from ferry.auth.side import Side
 from ferry.errors import UsageError
-from ferry.plan.model import Access, AccessMap, Credential
 from ferry.refs import ImageRef, RegistryRef
 
 #: skopeo accepts ``--tls-verify`` alone and ``--tls-verify=false``; click flags take no value,
@@ -26,6 +29,83 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _valued_options(params: Sequence[Any]) -> tuple[set[str], set[str]]:
+    """Option strings of a click command that take a value, and those that do not."""
+    valued: set[str] = set()
+    flags: set[str] = set()
+    for param in params:
+        if getattr(param, "param_type_name", "") != "option" or getattr(param, "is_eager", False):
+            continue  # arguments; --help and --version keep their place
+        names = [*param.opts, *getattr(param, "secondary_opts", [])]
+        (flags if param.is_flag or getattr(param, "count", False) else valued).update(names)
+    return valued, flags
+
+
+def command_index(args: Sequence[str], group: Any) -> int | None:
+    """Where the command name is in ``args``: the first word that is no global option nor its value."""
+    valued, _ = _valued_options(group.params)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return i + 1 if i + 1 < len(args) else None
+        if not arg.startswith("-"):
+            return i
+        i += 2 if arg in valued else 1
+    return None
+
+
+def hoist_global_options(args: list[str], group: Any) -> list[str]:
+    """skopeo takes its global options after the command too (``skopeo copy --debug …``); click only
+    before it. Those that follow the command are moved in front of it, with their values; a value
+    of one of the command's own options is never mistaken for one (``--src-creds --debug`` stays)."""
+    at = command_index(args, group)
+    if at is None:
+        return args
+    global_valued, global_flags = _valued_options(group.params)
+    command = group.commands.get(args[at]) if hasattr(group, "commands") else None
+    own_valued, _ = _valued_options(command.params) if command is not None else (set(), set())
+    moved: list[str] = []
+    rest: list[str] = []
+    i = at + 1
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in global_flags or (name in global_valued and "=" in arg):
+            moved.append(arg)
+        elif arg in global_valued:
+            moved.extend(args[i:i + 2])
+            i += 1
+        elif arg in own_valued:
+            rest.extend(args[i:i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return [*args[:at], *moved, args[at], *rest]
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds in a Go duration (``1m30s``, ``1.5h``, ``300ms``, ``0``), the syntax of skopeo's
+    ``--command-timeout``. A hand-written dozen lines: no library reads Go's syntax exactly."""
+    body = text.strip()
+    sign = -1.0 if body.startswith("-") else 1.0
+    body = body.lstrip("+-")
+    if body == "0":
+        return 0.0
+    parts = _DURATION_PART.findall(body)
+    if not body or "".join(number + unit for number, unit in parts) != body:
+        raise UsageError(f"{flag} {text!r} is not a duration", hint="for example 90s, 1m30s, 2h or 500ms")
+    return sign * sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
 def parse_bool(value: str, flag: str) -> bool:
     v = value.strip().lower()
     if v in ("true", "1", "yes"):
@@ -41,36 +121,18 @@ def warn_argv_password(flag: str) -> None:
           file=sys.stderr)
 
 
-@dataclass(frozen=True, slots=True)
-class Side:
-    """Access options for one side (source or destination) of a command."""
-
-    creds: str | None = None
-    tls_verify: str = "true"
-    cert_dir: str | None = None
-    authfile: str | None = None
-    flag_prefix: str = ""  # "src-", "dest-" or ""
-    password_env: str | None = None
-
-    def credential(self, ref: RegistryRef) -> Credential | None:
-        if self.creds:
-            if ":" in self.creds:
-                warn_argv_password(f"--{self.flag_prefix}creds")
-            return credentials.parse_creds(self.creds, password_env=self.password_env)
-        return credentials.lookup(ref.registry, ref.repository, self.authfile)
-
-    def access(self, ref: RegistryRef) -> Access:
-        return Access(
-            credential=self.credential(ref),
-            tls_verify=parse_bool(self.tls_verify, f"--{self.flag_prefix}tls-verify"),
-            cert_dir=self.cert_dir,
-        )
+def side(creds: str | None, tls_verify: str, cert_dir: str | None, authfile: str | None, prefix: str = "") -> Side:
+    """The :class:`Side` one command line gives: ``prefix`` is ``src-``, ``dest-`` or ``""`` (one registry)."""
+    if creds and ":" in creds:
+        warn_argv_password(f"--{prefix}creds")
+    password_env = {"src-": "FERRY_SRC_PASSWORD", "dest-": "FERRY_DEST_PASSWORD"}.get(prefix)
+    return Side(creds, parse_bool(tls_verify, f"--{prefix}tls-verify"), cert_dir, authfile, prefix, password_env)
 
 
 def access_map(*pairs: tuple[ImageRef, Side]) -> AccessMap:
-    """Access for the registries named on the command line, keyed by ``registry/repository``."""
+    """Access for the registries named on the command line, by repository."""
     amap = AccessMap()
-    for ref, side in pairs:
+    for ref, one_side in pairs:
         if isinstance(ref, RegistryRef):
-            amap.entries[f"{ref.registry}/{ref.repository}"] = side.access(ref)
+            amap.add(ref, one_side.access(ref.registry, ref.repository))
     return amap

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from ferry.cli.main import app
+from ferry.cli.app import app
 from ferry.errors import RunFailedError
 from ferry.report import write_report
 from ferry.report_merge import load_report, merge_reports

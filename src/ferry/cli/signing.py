@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ferry import signing
-from ferry.cli.main import app
+from ferry.cli.app import app
 from ferry.errors import UsageError
 
 

@@ -52,6 +52,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from ferry.access import Access, AccessMap, Credential
 from ferry.errors import ConfigError, UsageError
 from ferry.plan.files import (
     Document,
@@ -67,7 +68,7 @@ from ferry.plan.files import (
     repository_ref,
     validation_error,
 )
-from ferry.plan.model import Access, AccessMap, Credential, Rule, TagSelector
+from ferry.plan.model import Rule, TagSelector
 from ferry.refs import RegistryRef, is_tag, parse_docker_ref
 
 __all__ = ["expand_env", "load_auth", "load_config", "load_images", "parse_auth", "parse_images"]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from ferry.errors import UsageError
 from ferry.plan.inventory import MigrationPlan
 from ferry.plan.model import Job
+from ferry.refs import parse_repository
+from ferry.syncing import SyncPlan
 
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by a Kubernetes Indexed Job in every pod
 
@@ -34,6 +36,12 @@ class Shard:
 
     def to_json(self) -> dict[str, int]:
         return {"index": self.index, "count": self.count}
+
+
+def runs_whole_project_work(shard: Shard | None) -> bool:
+    """Project configuration and Helm charts are not split by repository: shard 0 migrates them all
+    (shards racing to create one robot or upload one chart would refuse each other)."""
+    return shard is None or shard.index == 0
 
 
 def journal_name(shard: Shard | None) -> str:
@@ -67,6 +75,14 @@ def parse_shard(text: str | None, environ: Mapping[str, str] = os.environ) -> Sh
 
 def select_jobs(jobs: Iterable[Job], shard: Shard | None) -> list[Job]:
     return list(jobs) if shard is None else [j for j in jobs if shard.owns(j.source.repository)]
+
+
+def select_sync_plan(plan: SyncPlan, shard: Shard | None) -> SyncPlan:
+    """A sync's jobs, and the rules that could not list their repository, narrowed to the shard."""
+    if shard is None:
+        return plan
+    refused = [rec for rec in plan.refused if shard.owns(parse_repository(rec.source).repository)]
+    return SyncPlan(select_jobs(plan.jobs, shard), refused)
 
 
 def select_plan(plan: MigrationPlan, shard: Shard | None) -> MigrationPlan:

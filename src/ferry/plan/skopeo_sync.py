@@ -67,6 +67,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from ferry.access import Access, AccessMap, Credential
 from ferry.errors import ConfigError, UsageError
 from ferry.plan.files import (
     Document,
@@ -83,7 +84,7 @@ from ferry.plan.files import (
     repository_ref,
     validation_error,
 )
-from ferry.plan.model import Access, AccessMap, Credential, Rule, TagSelector
+from ferry.plan.model import Rule, TagSelector
 from ferry.plan.semver import SemverError, parse_constraint
 from ferry.refs import RegistryRef, is_digest, is_tag, parse_docker_ref, parse_repository
 
@@ -194,7 +195,7 @@ def load_skopeo_yaml(path: str | Path, *, base: Access | None = None) -> tuple[l
         mapping: dict[Any, Any] = raw
         found = _entry_sources(doc, registry, mapping)
         for item in found:
-            key = f"{item.source.registry}/{item.source.repository}"
+            key = AccessMap.key(item.source.registry, item.source.repository)
             if access.get(key, settings) != settings:
                 raise ConfigError(f"{item.origin}: {key} is listed under another registry key with other settings")
             access[key] = settings
