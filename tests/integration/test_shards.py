@@ -20,15 +20,13 @@ import pytest
 
 from tests.support.cli import FerryCLI
 from tests.support.harbor import HarborServer
+from tests.support.harbor_fixtures import require_registry
 from tests.support.harbor_seed import Seeded, seed_migration_source
 
 pytest_plugins = ["tests.support.harbor_fixtures"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
+# harbor_factory skips without docker-registry; the source is seeded with skopeo
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo")]
 
 Factory = Callable[..., HarborServer]
 SHARDS = 3
@@ -36,6 +34,7 @@ SHARDS = 3
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    require_registry()
     work = tmp_path_factory.mktemp("harbor-source")
     with HarborServer(work / "server") as server:
         yield seed_migration_source(server, work, filler_projects=4)
