@@ -18,10 +18,9 @@ import fnmatch
 import hashlib
 import json
 import re
-import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import pytest
 from tests.support import images
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import API, HarborServer, RequestRecord
+from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import (
     GAMMA_REPOS,
     GIB,
@@ -45,14 +45,9 @@ from tests.support.skopeo import inspect_raw, push_layout
 
 pytest_plugins = ["tests.support.harbor_fixtures"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
+pytestmark = HARBOR_TESTS
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-Factory = Callable[..., HarborServer]
 
 
 # --------------------------------------------------------------------------------------------

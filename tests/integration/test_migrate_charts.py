@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,18 +18,14 @@ import pytest
 from tests.support.charts import EPOCH, chart_archive, provenance
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
+from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import SeedClient
 from tests.support.skopeo import skopeo
 
 pytest_plugins = ["tests.support.harbor_fixtures"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
+pytestmark = HARBOR_TESTS
 
-Factory = Callable[..., HarborServer]
 CONFIG = "application/vnd.cncf.helm.config.v1+json"
 CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 PROV_LAYER = "application/vnd.cncf.helm.chart.provenance.v1.prov"

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,17 +25,13 @@ import pytest
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
 from tests.support.harbor_config_seed import CI_SECRET, HOOK_HEADER, USERS, call, listing, ok, seed_configuration
+from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import HarborSeeder
 
 pytest_plugins = ["tests.support.harbor_fixtures"]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
+pytestmark = HARBOR_TESTS
 
-Factory = Callable[..., HarborServer]
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 

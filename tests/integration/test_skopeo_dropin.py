@@ -24,14 +24,11 @@ import pytest
 from tests.support import images as im
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
+from tests.support.harbor_fixtures import HARBOR_TESTS
 from tests.support.registry import Registry
 from tests.support.skopeo import inspect_raw, push_layout, skopeo
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
+pytestmark = HARBOR_TESTS
 
 SCRIPT = Path(__file__).parent / "seed" / "skopeo_transfer_image.sh"
 IMAGES = ("docker-schema2", "oci-image", "oci-index", "docker-list")

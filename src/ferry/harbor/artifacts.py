@@ -24,6 +24,7 @@ class Artifact:
     tags: tuple[str, ...]
     accessories: tuple[Accessory, ...] = ()
     references: tuple[str, ...] = ()  # child digests of an index
+    push_time: str | None = None  # as Harbor gives it (RFC 3339)
 
 
 async def list_repositories(api: HarborAPI, project: str) -> list[str]:
@@ -53,5 +54,6 @@ async def list_artifacts(api: HarborAPI, repository: str) -> list[Artifact]:
         refs = tuple(str(r.get("child_digest")) for r in (a.get("references") or [])
                      if isinstance(r, dict) and r.get("child_digest"))
         out.append(Artifact(repository, digest, str(a.get("manifest_media_type") or a.get("media_type") or ""),
-                            int(a.get("size") or 0), tags, accessories, refs))
+                            int(a.get("size") or 0), tags, accessories, refs,
+                            a.get("push_time") if isinstance(a.get("push_time"), str) else None))
     return out
