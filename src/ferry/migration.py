@@ -30,6 +30,7 @@ from ferry.harbor.resource import Context
 from ferry.harbor.secrets import SecretSink, load_robot_secrets
 from ferry.journal import Journal
 from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
+from ferry.plan.shard import Shard, runs_whole_project_work, select_plan
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class MigrationOptions:
     images: bool = True  # False with --config-only
     charts: bool = True  # charts (issue 11): --no-charts
     charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
+    shard: Shard | None = None  # this run's share of the repositories (plan/shard.py)
 
 
 class ProjectAction(StrEnum):
@@ -118,6 +120,7 @@ class MigrationOutcome:
     inventory_requests: int = 0
     configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
     charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
+    shard: Shard | None = None
 
     @property
     def ok(self) -> bool:
@@ -141,6 +144,7 @@ class MigrationOutcome:
             "destination": self.destination.host,
             "source_is_harbor": self.source_is_harbor,
             "destination_is_harbor": self.destination_is_harbor,
+            **({"shard": self.shard.to_json()} if self.shard else {}),
             "projects": [
                 {"name": p.name, "destination": p.destination, "public": p.public, "storage_limit": p.storage_limit,
                  "action": p.action, "differences": p.differences}
@@ -211,14 +215,15 @@ class Migration:
         src_harbor = await self._recognise_source()
         dst_harbor, dst_user = await self._recognise_destination()
         before = self.conns.stats.requests
-        plan = await self._inventory(src_harbor, dst_harbor)
+        plan = select_plan(await self._inventory(src_harbor, dst_harbor), self.options.shard)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
-                                   inventory_requests=self.conns.stats.requests - before)
+                                   inventory_requests=self.conns.stats.requests - before, shard=self.options.shard)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
-        if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only:
+        whole = runs_whole_project_work(self.options.shard)
+        if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only and whole:
             await self._plan_configuration(outcome, self.src_user, dst_user)
         # -- charts (issue 11)
-        if src_harbor and self.options.charts:
+        if src_harbor and self.options.charts and whole:
             outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
                                                [p.name for p in plan.projects], self.options.selection,
                                                self.options.charts_as, self.dst.host)

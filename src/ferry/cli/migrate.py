@@ -21,6 +21,7 @@ from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
 from ferry.plan.model import Job
+from ferry.plan.shard import journal_name, parse_shard
 from ferry.refs import RegistryRef
 from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
 
@@ -61,7 +62,7 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
              force: bool = False, dry_run: bool = False, verify_only: bool = False,
              config: ConfigOptions | None = None, images: bool = True, charts: bool = True,
-             charts_as: str | None = None) -> MigrationOptions:
+             charts_as: str | None = None, shard: str | None = None) -> MigrationOptions:
     state.refuse_override("migrate" if not verify_only else "verify",
                           "a migration keeps every platform and digest: drop the --override-* options")
     return MigrationOptions(
@@ -76,6 +77,7 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         images=images,
         charts=charts,
         charts_as=_charts_as(charts_as),
+        shard=parse_shard(shard),
     )
 
 
@@ -197,7 +199,8 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                kind: type[Migration] = Migration) -> None:
     """One run of ``kind`` (a Migration, or ``ferry.airgap``'s Export or Import)."""
     console = stderr_console()
-    journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
+    journal = None if options.dry_run or options.verify_only else \
+        Journal(journal_path or default_path(journal_name(options.shard)))
     total_events = make_events(0, quiet=quiet, console=console)
     migration = kind(options, journal=journal, events=total_events)
     try:
@@ -217,7 +220,8 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             await migration.verify(outcome)
         else:
             if journal is not None:
-                journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}")
+                journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}"
+                                  + (f" --shard {options.shard}" if options.shard else ""))
             await migration.create_projects(outcome)
             await migration.configure(outcome, BEFORE)
             if options.images:
@@ -293,6 +297,7 @@ def migrate(
     robot_secrets_out: RobotSecretsOut = "robot-secrets.json",
     no_charts: NoCharts = False,
     charts_as: ChartsAs = None,
+    shard: p.Shard = None,
 ) -> None:
     """Migrate every project, repository, tag, signature and Helm chart, and the projects' configuration
     (members, robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
@@ -301,7 +306,7 @@ def migrate(
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only,
-                       charts=not no_charts, charts_as=charts_as)
+                       charts=not no_charts, charts_as=charts_as, shard=shard)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 
@@ -328,6 +333,7 @@ def verify_cmd(
     quiet: p.Quiet = False,
     no_charts: NoCharts = False,
     charts_as: ChartsAs = None,
+    shard: p.Shard = None,
 ) -> None:
     """Check that every selected source tag, digest and chart version is at the destination, unchanged;
     with one directory, rehash an export offline and check that every reference in it resolves."""
@@ -338,5 +344,5 @@ def verify_cmd(
         return
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as)
+                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as, shard=shard)
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))

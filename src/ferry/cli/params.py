@@ -44,3 +44,6 @@ Journal = Annotated[str | None, typer.Option("--journal", help="Journal file (re
 Report = Annotated[str | None, typer.Option("--report", help="Write a JSON report to this file.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the plan and what is in place; write nothing.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Shard = Annotated[str | None, typer.Option("--shard", metavar="INDEX/COUNT",
+                                           help="Take only this share of the repositories (0/4 … 3/4); auto/COUNT "
+                                                "reads $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")]

@@ -18,6 +18,7 @@ from ferry.errors import RunFailedError, UsageError
 from ferry.journal import Journal, default_path
 from ferry.plan import skopeo_sync
 from ferry.plan.model import PlatformFilter, Rule
+from ferry.plan.shard import Shard, journal_name, parse_shard, select_sync_plan
 from ferry.report import print_failures, run_payload, summary_table, write_report
 from ferry.syncing import Sync, SyncPlan, image_syncer_rules, skopeo_rules
 
@@ -67,9 +68,11 @@ def sync(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    shard: p.Shard = None,
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
     state.refuse_override("sync", "use --os/--arch to keep some platforms of each index")
+    share = parse_shard(shard)
     skopeo_mode = src is not None or dest is not None or source is not None
     if skopeo_mode:
         if not (src and dest and source and destination):
@@ -89,15 +92,15 @@ def sync(
     platforms = PlatformFilter(os=_split(os_), arch=_split(arch))
     options = EngineOptions(proc=proc, retries=retries, force=force, platforms=platforms)
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
-                   log=log))
+                   log=log, shard=share))
 
 
 async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,
-               report: str | None, dry_run: bool, quiet: bool, log: str | None) -> None:
+               report: str | None, dry_run: bool, quiet: bool, log: str | None, shard: Shard | None = None) -> None:
     console = stderr_console()
     sync = Sync(rules, amap, options)
     try:
-        plan = await sync.plan()
+        plan = select_sync_plan(await sync.plan(), shard)
         for job in plan.jobs:
             state.policy.check(job.source)
         for repository in {job.source.repo_ref(): None for job in plan.jobs}:
@@ -105,8 +108,8 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
         if dry_run:
             _print_dry_run(plan, await sync.pending(plan))
             return
-        journal = Journal(journal_path or default_path())
-        journal.start_run("sync")
+        journal = Journal(journal_path or default_path(journal_name(shard)))
+        journal.start_run("sync" + (f" --shard {shard}" if shard else ""))
         log_stream = open(log, "a") if log else None  # noqa: SIM115 (closed below)
         try:
             events = (LogEvents(len(plan.jobs), log_stream) if log_stream is not None
@@ -121,7 +124,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
     finally:
         await sync.close()
     if report:
-        write_report(report, run_payload(result))
+        write_report(report, run_payload(result, **({"shard": shard.to_json()} if shard else {})))
     if not quiet:
         console.print(summary_table(result, title="ferry sync"))
         print_failures(console, result)
