@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 import typer.main
 
-from ferry.cli import main
+from ferry.cli import images, main
+from ferry.cli.app import app
 from ferry.cli.options import hoist_global_options, parse_duration
 from ferry.errors import UsageError
 
 
 @pytest.fixture(scope="module")
 def group():  # type: ignore[no-untyped-def]
+    assert images  # the everyday commands register on import
     main._register("sync")
-    return typer.main.get_command(main.app)
+    return typer.main.get_command(app)
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
