@@ -22,7 +22,16 @@ from ferry.errors import AuthError, UsageError
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
 from ferry.journal import Journal
-from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
+from ferry.plan import diff
+from ferry.plan.inventory import (
+    Expected,
+    MigrationPlan,
+    Selection,
+    catalog_inventory,
+    harbor_inventory,
+    harbor_listing,
+    plan_listing,
+)
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -103,6 +112,18 @@ class MigrationOutcome:
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
+    # --- live migration (issue 12) ---
+    unchanged: list[Expected] | None = None  # Harbor to Harbor: in place by the listings, not copied
+
+    @property
+    def to_verify(self) -> list[Expected]:
+        """What verification asks the destination registry about: the unchanged refs were seen in
+        its listing already."""
+        if self.unchanged is None:
+            return self.plan.expected
+        held = {id(e) for e in self.unchanged}
+        return [e for e in self.plan.expected if id(e) not in held]
+    # --- end live migration ---
 
     @property
     def ok(self) -> bool:
@@ -123,6 +144,10 @@ class MigrationOutcome:
                 for p in self.projects
             ],
             "summary": summary_dict(self.run) if self.run else None,
+            **({"incremental": {"unchanged": len(self.unchanged),
+                                "push_order": "source push time, oldest first, per repository",
+                                "pull_times": "start afresh at the destination"}}
+               if self.unchanged is not None else {}),
             **({"dry_run": {"in_place": self.in_place, "to_copy": [
                 {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
             ]}} if self.in_place is not None else {}),
@@ -181,15 +206,36 @@ class Migration:
         dst_harbor, dst_user = await self._recognise(self.dst_api, "destination")
         before = self.src_api.http.stats.requests
         sel = self.options.selection
-        if src_harbor:
+        unchanged: list[Expected] | None = None
+        if src_harbor and dst_harbor and self.incremental:
+            plan, unchanged = await self._incremental_plan()
+        elif src_harbor:
             plan = await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
         else:
             plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel,
                                            top_level_project="library" if dst_harbor else None)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
-                                   inventory_requests=self.src_api.http.stats.requests - before)
+                                   inventory_requests=self.src_api.http.stats.requests - before,
+                                   unchanged=unchanged)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
         return outcome
+
+    # --- live migration (issue 12) ---
+    @property
+    def incremental(self) -> bool:
+        """Compare the two Harbors' listings instead of asking each tag: not for --force (which
+        copies again), a platform filter (digests change) or ``ferry verify`` (which reads the registry)."""
+        opts = self.options
+        return not (opts.engine.force or opts.engine.platforms.active or opts.verify_only)
+
+    async def _incremental_plan(self) -> tuple[MigrationPlan, list[Expected]]:
+        sel = self.options.selection
+        listing = await harbor_listing(self.src_api, sel)
+        state = await diff.destination_state(self.dst_api, listing, sel)
+        plan = await plan_listing(listing, self.conns.client(self.src.host), self.dst.host, sel,
+                                  accessories_known=lambda repo, digests: state.accessories_known(repo, digests, sel))
+        return plan, diff.apply(plan, state).in_place
+    # --- end live migration ---
 
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
@@ -240,7 +286,7 @@ class Migration:
         for po in outcome.projects:
             if po.action is ProjectAction.CREATE:
                 po.action = ProjectAction.WOULD_CREATE
-        mismatches = await verify(self.conns, outcome.plan.expected)
+        mismatches = await verify(self.conns, outcome.to_verify)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches
 
@@ -255,4 +301,4 @@ class Migration:
         outcome.run = images
 
     async def verify(self, outcome: MigrationOutcome) -> None:
-        outcome.mismatches = await verify(self.conns, outcome.plan.expected)
+        outcome.mismatches = await verify(self.conns, outcome.to_verify)
