@@ -32,6 +32,7 @@ from ferry.plan.inventory import (
     harbor_listing,
     plan_listing,
 )
+from ferry.prune import Deletion, deletions, prune
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class MigrationOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     dry_run: bool = False
     verify_only: bool = False
+    prune: bool = False  # issue 12: delete at the destination what the source no longer has
 
 
 class ProjectAction(StrEnum):
@@ -114,6 +116,9 @@ class MigrationOutcome:
     inventory_requests: int = 0
     # --- live migration (issue 12) ---
     unchanged: list[Expected] | None = None  # Harbor to Harbor: in place by the listings, not copied
+    to_prune: list[Deletion] | None = None  # --prune: what the source no longer has
+    prune_errors: dict[str, str] = field(default_factory=dict)  # deletion → why it failed
+    pruned: int = 0
 
     @property
     def to_verify(self) -> list[Expected]:
@@ -128,7 +133,7 @@ class MigrationOutcome:
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
-        return not failed and not self.mismatches
+        return not failed and not self.mismatches and not self.prune_errors
 
     def to_json(self) -> dict[str, Any]:
         from ferry.report import summary_dict
@@ -148,6 +153,8 @@ class MigrationOutcome:
                                 "push_order": "source push time, oldest first, per repository",
                                 "pull_times": "start afresh at the destination"}}
                if self.unchanged is not None else {}),
+            **({"prune": {"planned": [str(d) for d in self.to_prune], "deleted": self.pruned,
+                          "failed": self.prune_errors}} if self.to_prune is not None else {}),
             **({"dry_run": {"in_place": self.in_place, "to_copy": [
                 {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
             ]}} if self.in_place is not None else {}),
@@ -207,8 +214,12 @@ class Migration:
         before = self.src_api.http.stats.requests
         sel = self.options.selection
         unchanged: list[Expected] | None = None
+        to_prune: list[Deletion] | None = None
+        if self.options.prune and not (src_harbor and dst_harbor and self.incremental):
+            raise UsageError("--prune needs a Harbor on both sides and compares listings (not with --force)",
+                             hint="drop --prune")
         if src_harbor and dst_harbor and self.incremental:
-            plan, unchanged = await self._incremental_plan()
+            plan, unchanged, to_prune = await self._incremental_plan()
         elif src_harbor:
             plan = await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
         else:
@@ -216,7 +227,7 @@ class Migration:
                                            top_level_project="library" if dst_harbor else None)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
                                    inventory_requests=self.src_api.http.stats.requests - before,
-                                   unchanged=unchanged)
+                                   unchanged=unchanged, to_prune=to_prune)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
         return outcome
 
@@ -228,13 +239,20 @@ class Migration:
         opts = self.options
         return not (opts.engine.force or opts.engine.platforms.active or opts.verify_only)
 
-    async def _incremental_plan(self) -> tuple[MigrationPlan, list[Expected]]:
+    async def _incremental_plan(self) -> tuple[MigrationPlan, list[Expected], list[Deletion] | None]:
         sel = self.options.selection
         listing = await harbor_listing(self.src_api, sel)
         state = await diff.destination_state(self.dst_api, listing, sel)
         plan = await plan_listing(listing, self.conns.client(self.src.host), self.dst.host, sel,
                                   accessories_known=lambda repo, digests: state.accessories_known(repo, digests, sel))
-        return plan, diff.apply(plan, state).in_place
+        in_place = diff.apply(plan, state).in_place
+        return plan, in_place, deletions(plan, listing, state, sel) if self.options.prune else None
+
+    async def prune(self, outcome: MigrationOutcome) -> None:
+        """After the copy: delete what the source no longer has (``--prune``)."""
+        if outcome.to_prune:
+            outcome.prune_errors = await prune(self.dst_api, outcome.to_prune)
+            outcome.pruned = len(outcome.to_prune) - len(outcome.prune_errors)
     # --- end live migration ---
 
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,

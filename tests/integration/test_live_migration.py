@@ -9,8 +9,10 @@ request logs.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,22 +55,23 @@ def migrate(cli: FerryCLI, src: HarborServer, dst: HarborServer, tmp: Path, *ext
                    "--journal", str(tmp / "journal.db"), "--quiet", *extra, env=env, timeout=300)
 
 
-def api_get(server: HarborServer, path: str) -> Any:
-    import base64
-    import urllib.request
-
+def api_call(server: HarborServer, path: str, method: str = "GET") -> Any:
     auth = base64.b64encode(":".join(server.admin_creds).encode()).decode()
-    req = urllib.request.Request(server.url + API + path, headers={"Authorization": f"Basic {auth}"})
+    req = urllib.request.Request(server.url + API + path, method=method, headers={"Authorization": f"Basic {auth}"})
     with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+        body = r.read()
+    return json.loads(body) if body else None
+
+
+def artifacts_path(repo: str) -> str:
+    project, _, inner = repo.partition("/")
+    return f"/projects/{project}/repositories/{inner.replace('/', '%252F')}/artifacts"
 
 
 def tag_times(server: HarborServer, repo: str) -> dict[str, str]:
     """Every tag of ``repo`` with its push time, from the server's Harbor API."""
-    project, _, inner = repo.partition("/")
-    name = inner.replace("/", "%252F")
     out = {}
-    for art in api_get(server, f"/projects/{project}/repositories/{name}/artifacts?with_tag=true&page_size=100"):
+    for art in api_call(server, f"{artifacts_path(repo)}?with_tag=true&page_size=100"):
         for t in art.get("tags") or []:
             out[t["name"]] = t["push_time"]
     return out
@@ -134,3 +137,35 @@ def test_destination_push_times_follow_the_source_order_in_every_repository(
         assert [dest[t] for t in by_source] == sorted(dest[t] for t in by_source), (repo, source, dest)
     assert json.loads((tmp_path / "r.json").read_text())["incremental"]["pull_times"] == \
         "start afresh at the destination"
+
+
+def test_prune_deletes_exactly_what_the_source_lost_inside_the_selection_after_a_dry_run(
+    harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    src, dst = harbor_factory(), harbor_factory()
+    _, seeded = seed(src, tmp_path / "seed")
+    assert migrate(cli, src, dst, tmp_path).returncode == 0
+    # at the source: one tag removed, one whole artifact removed, in two projects
+    api_call(src, f"{artifacts_path('beta/svc')}/v3/tags/v3", "DELETE")
+    api_call(src, f"{artifacts_path('alpha/team/tool')}/{seeded.tags['alpha/team/tool']['v0']}", "DELETE")
+    before = {repo: tag_times(dst, repo) for repo in REPOS}
+
+    plan = migrate(cli, src, dst, tmp_path, "--prune", "--dry-run")
+    assert plan.returncode == 0, plan
+    assert "would delete beta/svc:v3" in plan.out and "prune: 2 to delete" in plan.out
+    assert {repo: tag_times(dst, repo) for repo in REPOS} == before  # nothing deleted by a dry run
+
+    only_alpha = migrate(cli, src, dst, tmp_path, "--prune", "--project", "alpha", "--report",
+                         str(tmp_path / "alpha.json"))
+    assert only_alpha.returncode == 0, only_alpha
+    assert "v3" in tag_times(dst, "beta/svc")  # outside the selection: kept
+    assert "v0" not in tag_times(dst, "alpha/team/tool")
+    assert json.loads((tmp_path / "alpha.json").read_text())["prune"]["deleted"] == 1
+
+    everything = migrate(cli, src, dst, tmp_path, "--prune", "--report", str(tmp_path / "all.json"))
+    assert everything.returncode == 0, everything
+    for repo in REPOS:
+        assert tag_times(dst, repo).keys() == tag_times(src, repo).keys(), repo
+    assert json.loads((tmp_path / "all.json").read_text())["prune"] == {
+        "planned": ["beta/svc:v3"],
+        "deleted": 1, "failed": {}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -97,6 +99,22 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
                   f"{total - (outcome.in_place or 0)} to copy")
 
 
+# --- live migration (issue 12) ---
+def _print_prune(console: Console, outcome: MigrationOutcome, *, dry_run: bool, limit: int = 50) -> None:
+    if outcome.to_prune is None:
+        return
+    for d in outcome.to_prune[:limit]:
+        why = outcome.prune_errors.get(str(d))
+        verb = "would delete" if dry_run else ("[red]not deleted[/red]" if why else "deleted")
+        console.print(f"{verb} {d}" + (f": {why}" if why else ""), highlight=False, soft_wrap=True)
+    if len(outcome.to_prune) > limit:
+        console.print(f"… and {len(outcome.to_prune) - limit} more (see --report)")
+    n = len(outcome.to_prune)
+    console.print(f"prune: {n} to delete at the destination" if dry_run
+                  else f"pruned {outcome.pruned} of {n} tags and artifacts the source no longer has")
+# --- end live migration ---
+
+
 async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
     console = stderr_console()
     journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
@@ -110,6 +128,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
+            _print_prune(Console(), outcome, dry_run=True)  # issue 12
             if report:
                 write_report(report, outcome.to_json())
             return
@@ -124,6 +143,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             with events:
                 await migration.copy(outcome)
             await migration.verify(outcome)
+            await migration.prune(outcome)  # issue 12: --prune, after the copy
             if journal is not None:
                 journal.finish_run()
         if report:
@@ -135,12 +155,14 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 console.print(summary_table(outcome.run))
                 print_failures(console, outcome.run)
             _print_mismatches(console, outcome)
+            _print_prune(console, outcome, dry_run=False)  # issue 12
             checked = len(outcome.plan.expected)
             console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
                           + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
         if not outcome.ok:
             failed = len(outcome.run.failed) if outcome.run else 0
             raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
+                                 + (f", {len(outcome.prune_errors)} not pruned" if outcome.prune_errors else "")
                                  + (f" (report: {report})" if report else ""))
     finally:
         await migration.close()
@@ -173,11 +195,14 @@ def migrate(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    prune: bool = typer.Option(False, "--prune", help="Delete at the destination the selected tags and artifacts "
+                               "the source no longer has (Harbor on both sides)."),
 ) -> None:
     """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, proc, retries, force=force, dry_run=dry_run)
+    options = replace(options, prune=prune)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 

@@ -23,8 +23,10 @@ class DestinationState:
 
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # repository → tag → digest
     digests: dict[str, set[str]] = field(default_factory=dict)  # repository → artifacts and accessories
+    artifacts: dict[str, list[Artifact]] = field(default_factory=dict)  # repository → as listed
 
     def add(self, repository: str, artifacts: list[Artifact]) -> None:
+        self.artifacts[repository] = artifacts
         tags = self.tags.setdefault(repository, {})
         digests = self.digests.setdefault(repository, set())
         for art in artifacts:
@@ -46,13 +48,15 @@ class DestinationState:
 
 
 async def destination_state(api: HarborAPI, source: HarborListing, sel: Selection) -> DestinationState:
-    """The destination's artifacts in the repositories the source's selected ones map to: the
-    project list, then each mapped project's repository and artifact listings (pages only)."""
+    """The destination's artifacts in the repositories of the selection (those the source's selected
+    ones map to, and those of the mapped projects a selected source repository would map to but
+    that the source no longer has): the project list, then repository and artifact pages only."""
     existing = {p.name for p in await list_projects(api)}
-    mapped = [d for d in dict.fromkeys(sel.project_map.get(p.name, p.name) for p in source.projects) if d in existing]
-    wanted = {sel.dest_repository(r) for repos in source.repositories.values() for r in repos}
-    repos_by_project = await bounded_map(lambda name: list_repositories(api, name), mapped)
-    present = [r for repos in repos_by_project for r in repos if r in wanted]
+    pairs = [(p.name, sel.project_map.get(p.name, p.name)) for p in source.projects]
+    pairs = [(src, dst) for src, dst in pairs if dst in existing]
+    repos_by_project = await bounded_map(lambda pair: list_repositories(api, pair[1]), pairs)
+    present = [r for (src, _dst), repos in zip(pairs, repos_by_project, strict=True) for r in repos
+               if sel.repo_selected(f"{src}/{r.partition('/')[2]}")]
     state = DestinationState()
     for repo, arts in zip(present, await bounded_map(lambda r: list_artifacts(api, r), present), strict=True):
         state.add(repo, arts)

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.harbor import artifacts, projects, quotas, repositories, system
+from tests.support.harbor import artifacts, deletes, projects, quotas, repositories, system
 from tests.support.harbor.client import V2Client
 from tests.support.harbor.common import (
     ADMIN_PASSWORD,
@@ -41,7 +41,7 @@ from tests.support.pki import TokenSigner
 from tests.support.registry import Registry, TokenAuth, start_registry
 
 #: Every API route, module by module (a resource kind adds its module here).
-ROUTES = [*system.ROUTES, *projects.ROUTES, *repositories.ROUTES, *artifacts.ROUTES, *quotas.ROUTES]
+ROUTES = [*system.ROUTES, *projects.ROUTES, *repositories.ROUTES, *deletes.ROUTES, *artifacts.ROUTES, *quotas.ROUTES]
 
 
 class HarborServer:
