@@ -12,6 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import signal
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -169,3 +172,38 @@ def test_prune_deletes_exactly_what_the_source_lost_inside_the_selection_after_a
     assert json.loads((tmp_path / "all.json").read_text())["prune"] == {
         "planned": ["beta/svc:v3"],
         "deleted": 1, "failed": {}}
+
+
+def test_watch_picks_up_a_push_between_rounds_and_stops_cleanly_on_sigterm(
+    harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+) -> None:
+    src, dst = harbor_factory(), harbor_factory()
+    seeder = HarborSeeder(src, tmp_path / "seed")
+    seeder.project("alpha")
+    seeder.image("alpha/app:v1", seed=1)
+    report = tmp_path / "watch.json"
+    env = {"FERRY_SRC_PASSWORD": src.admin_creds[1], "FERRY_DEST_PASSWORD": dst.admin_creds[1]}
+    running = cli.start("migrate", src.url, dst.url, "--src-creds", "admin", "--dest-creds", "admin",
+                        "--journal", str(tmp_path / "journal.db"), "--report", str(report), "--watch", "1", env=env)
+
+    def wait_for(check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    def tags() -> set[str]:
+        try:
+            return set(tag_times(dst, "alpha/app"))
+        except urllib.error.HTTPError:
+            return set()
+
+    wait_for(lambda: tags() == {"v1"}, "first round")
+    seeder.image("alpha/app:v2", seed=2)
+    wait_for(lambda: tags() == {"v1", "v2"}, "a later round picks up the push")
+    wait_for(lambda: report.exists() and json.loads(report.read_text())["summary"]["jobs"] == 0, "an idle round")
+    running.proc.send_signal(signal.SIGTERM)
+    result = running.wait(timeout=60)
+    assert result.returncode == 0, result
+    rounds = [line for line in result.lines if "round " in line]
+    assert len(rounds) >= 3 and "1 copied" in rounds[0] and "watch stopped" in result.stderr

@@ -19,6 +19,7 @@ from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
 from ferry.report import print_failures, summary_table, write_report
+from ferry.watch import watch
 
 
 def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
@@ -115,7 +116,29 @@ def _print_prune(console: Console, outcome: MigrationOutcome, *, dry_run: bool, 
 # --- end live migration ---
 
 
-async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool) -> None:
+def _round_line(outcome: MigrationOutcome) -> str:
+    """One line per --watch round."""
+    run = outcome.run
+    parts = [f"{run.count('copied') if run else 0} copied", f"{len(run.failed) if run else 0} failed",
+             f"{len(outcome.unchanged or [])} unchanged", f"{len(outcome.mismatches)} not verified"]
+    if outcome.to_prune is not None:
+        parts.append(f"{outcome.pruned} pruned")
+    return ", ".join(parts)
+
+
+async def _watch(options: MigrationOptions, seconds: float, *, journal_path: str | None, report: str | None) -> None:
+    async def one_round(_n: int) -> str:
+        try:
+            outcome = await _run(options, journal_path=journal_path, report=report, quiet=True)
+        except RunFailedError as e:
+            return str(e)
+        return _round_line(outcome)
+
+    await watch(one_round, seconds)
+
+
+async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None,
+               quiet: bool) -> MigrationOutcome:
     console = stderr_console()
     journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
     total_events = make_events(0, quiet=quiet, console=console)
@@ -131,7 +154,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             _print_prune(Console(), outcome, dry_run=True)  # issue 12
             if report:
                 write_report(report, outcome.to_json())
-            return
+            return outcome
         if options.verify_only:
             await migration.verify(outcome)
         else:
@@ -164,6 +187,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
                                  + (f", {len(outcome.prune_errors)} not pruned" if outcome.prune_errors else "")
                                  + (f" (report: {report})" if report else ""))
+        return outcome
     finally:
         await migration.close()
         if journal is not None:
@@ -197,12 +221,18 @@ def migrate(
     quiet: p.Quiet = False,
     prune: bool = typer.Option(False, "--prune", help="Delete at the destination the selected tags and artifacts "
                                "the source no longer has (Harbor on both sides)."),
+    watch_seconds: float | None = typer.Option(None, "--watch", metavar="SECONDS", min=0.1,
+                                               help="Repeat the incremental migration every SECONDS until "
+                                               "SIGINT/SIGTERM (exit 0); one line per round."),
 ) -> None:
     """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, proc, retries, force=force, dry_run=dry_run)
     options = replace(options, prune=prune)
+    if watch_seconds is not None and not dry_run:
+        run_async(_watch(options, watch_seconds, journal_path=journal, report=report))
+        return
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 
