@@ -1,8 +1,10 @@
 """``ferry migrate`` and ``ferry verify``: a whole Harbor (or registry) into another, in one run.
 
-Order: endpoints recognised and credentials checked on both sides; the source inventoried; missing
-destination projects created (or a clear error before any copy if that is not allowed); images
-copied by the engine, accessories after their subjects; then every selected tag verified.
+Order: endpoints recognised and credentials checked on both sides; the source inventoried and, Harbor
+to Harbor, its configuration planned (:mod:`ferry.configuration`); missing destination projects
+created (or a clear error before any copy if that is not allowed); the configuration that images
+need not wait for applied; images copied by the engine, accessories after their subjects; every
+selected tag verified; then artifact labels, immutability rules and repository descriptions.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from urllib.parse import urlsplit
 
 from ferry.access import Access, AccessMap
 from ferry.auth.side import Side
+from ferry.chart_migration import ChartCopier, ChartOutcome, plan_charts
 from ferry.concurrency import bounded_map
+from ferry.configuration import AFTER, BEFORE, ConfigEntry, ConfigOptions, Configuration
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
+from ferry.harbor.charts import ChartMuseumAPI
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project, create_project, get_project, storage_limits
+from ferry.harbor.resource import Context
+from ferry.harbor.secrets import SecretSink, load_robot_secrets
 from ferry.journal import Journal
 from ferry.plan import diff
 from ferry.plan.inventory import (
@@ -79,6 +86,10 @@ class MigrationOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     dry_run: bool = False
     verify_only: bool = False
+    config: ConfigOptions = field(default_factory=ConfigOptions)  # --no-config, --skip-config …
+    images: bool = True  # False with --config-only
+    charts: bool = True  # charts (issue 11): --no-charts
+    charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
     prune: bool = False  # issue 12: delete at the destination what the source no longer has
 
 
@@ -114,6 +125,8 @@ class MigrationOutcome:
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
     inventory_requests: int = 0
+    configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
+    charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
     # --- live migration (issue 12) ---
     unchanged: list[Expected] | None = None  # Harbor to Harbor: in place by the listings, not copied
     to_prune: list[Deletion] | None = None  # --prune: what the source no longer has
@@ -133,7 +146,16 @@ class MigrationOutcome:
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
-        return not failed and not self.mismatches and not self.prune_errors
+        charts_bad = bool(self.charts and (self.charts.failed or self.charts.mismatches))
+        return (not failed and not self.mismatches and not charts_bad
+                and not any(e.failed for e in self.configuration or []) and not self.prune_errors)
+
+    def configuration_json(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """The report's configuration section: destination project (or "(system)") → kind → objects."""
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for e in self.configuration or []:
+            out.setdefault(e.project, {}).setdefault(e.kind, []).append(e.to_json())
+        return out
 
     def to_json(self) -> dict[str, Any]:
         from ferry.report import summary_dict
@@ -148,6 +170,7 @@ class MigrationOutcome:
                  "action": p.action, "differences": p.differences}
                 for p in self.projects
             ],
+            **({"configuration": self.configuration_json()} if self.configuration is not None else {}),
             "summary": summary_dict(self.run) if self.run else None,
             **({"incremental": {"unchanged": len(self.unchanged),
                                 "push_order": "source push time, oldest first, per repository",
@@ -167,6 +190,7 @@ class MigrationOutcome:
                     for m in self.mismatches
                 ],
             },
+            "charts": self.charts.to_json() if self.charts else None,
         }
 
 
@@ -186,6 +210,10 @@ class Migration:
         self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
         self.journal = journal
         self.events = events
+        # read before anything else: a malformed file is bad input, refused before a request is sent
+        self.robot_secrets = load_robot_secrets(options.config.robot_secrets) if options.config.robot_secrets else {}
+        self.configuration: Configuration | None = None
+        self.src_charts, self.dst_charts = ChartMuseumAPI(self.src_api), ChartMuseumAPI(self.dst_api)
 
     async def close(self) -> None:
         await self.conns.close()
@@ -229,8 +257,44 @@ class Migration:
                                    inventory_requests=self.src_api.http.stats.requests - before,
                                    unchanged=unchanged, to_prune=to_prune)
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
+        if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only:
+            await self._plan_configuration(outcome, src_user, dst_user)
+        # -- charts (issue 11)
+        if src_harbor and self.options.charts:
+            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
+                                               [p.name for p in plan.projects], sel, self.options.charts_as,
+                                               self.dst.host)
+        # -- end charts
         return outcome
 
+    # -- configuration (issue 10): planned here, applied around the copy ---------------------
+
+    async def _plan_configuration(self, outcome: MigrationOutcome, src_user: User | None,
+                                  dst_user: User | None) -> None:
+        """Plan what configuration moves; refuse an existing secrets file it would need before any write."""
+        opts = self.options.config
+        info = await self.dst_api.systeminfo()
+        ctx = Context(self.src_api, self.dst_api, self.options.selection.project_map,
+                      dst_auth_mode=str(info.get("auth_mode") or "db_auth"),
+                      create_users=opts.create_users or opts.system, robot_secrets=self.robot_secrets,
+                      new_robot_secrets=SecretSink(opts.robot_secrets_out, "--robot-secrets-out"),
+                      user_passwords=SecretSink(opts.user_passwords_out, "--user-passwords-out"))
+        admins = bool(src_user and src_user.sysadmin and dst_user and dst_user.sysadmin)
+        self.configuration = Configuration(ctx, opts, {po.name: po.destination for po in outcome.projects},
+                                           system_level=admins)
+        outcome.configuration = await self.configuration.plan(BEFORE)
+        if self.options.dry_run:
+            outcome.configuration += await self.configuration.plan(AFTER)
+            return
+        for sink in self.configuration.secret_files(BEFORE):
+            sink.check()
+
+    async def configure(self, outcome: MigrationOutcome, phase: str) -> None:
+        """Apply one phase of the configuration (BEFORE the images or AFTER them)."""
+        if self.configuration is None:
+            return
+        done = [] if phase == BEFORE or outcome.configuration is None else outcome.configuration
+        outcome.configuration = done + await self.configuration.apply(phase)
     # --- live migration (issue 12) ---
     @property
     def incremental(self) -> bool:
@@ -307,6 +371,9 @@ class Migration:
         mismatches = await verify(self.conns, outcome.to_verify)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+            outcome.charts.in_place = len(outcome.charts.jobs) - len(outcome.charts.mismatches)
 
     async def copy(self, outcome: MigrationOutcome) -> None:
         engine = Engine(self.conns, self.options.engine, journal=self.journal, events=self.events)
@@ -317,6 +384,13 @@ class Migration:
         images.requests += accessories.requests
         images.http_retries += accessories.http_retries
         outcome.run = images
+        if outcome.charts is not None:  # charts (issue 11): after the images
+            await self._charts(outcome.charts).run()
 
     async def verify(self, outcome: MigrationOutcome) -> None:
         outcome.mismatches = await verify(self.conns, outcome.to_verify)
+        if outcome.charts is not None:  # charts (issue 11)
+            await self._charts(outcome.charts).verify()
+
+    def _charts(self, charts: ChartOutcome) -> ChartCopier:
+        return ChartCopier(charts, self.src_charts, self.dst_charts, self.conns, self.journal)

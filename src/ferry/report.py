@@ -62,3 +62,41 @@ def write_report(path: str | Path, payload: dict[str, Any]) -> None:
 
 def run_payload(result: RunResult, **extra: Any) -> dict[str, Any]:
     return {"summary": summary_dict(result), "jobs": [r.to_json() for r in result.records], **extra}
+
+
+# -- the configuration section of ``ferry migrate`` (issue 10) ---------------------------------
+
+CONFIG_COLUMNS = ("create", "update", "unchanged", "cannot", "failed", "manual")
+_DONE = {"created": "create", "updated": "update"}  # a run's actions counted with the plan's
+
+
+def config_table(entries: list[Any], title: str) -> Table:
+    """One row per destination project and kind: how many objects each action took."""
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for col in ("project", "kind", *CONFIG_COLUMNS):
+        table.add_column(col, justify="left" if col in ("project", "kind") else "right")
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for e in entries:
+        row = counts.setdefault((e.project, e.kind), dict.fromkeys(CONFIG_COLUMNS, 0))
+        row[_DONE.get(e.action, e.action)] += 1
+    for (project, kind), row in counts.items():
+        table.add_row(project, kind, *(str(row[c]) if row[c] else "" for c in CONFIG_COLUMNS))
+    return table
+
+
+def print_config_details(console: Console, entries: list[Any]) -> None:
+    """Every object that changed, would change, or could not be, with its differences and why."""
+    from rich.text import Text
+
+    changed = [e for e in entries if e.action != "unchanged"]
+    for e in changed:
+        colour = "red" if e.failed else "yellow" if e.action == "manual" else "green"
+        detail = "; ".join([*e.differences, *([e.note] if e.note else [])])
+        line = Text.assemble((e.action, colour), f" {e.project} {e.kind} {e.name}" + (f": {detail}" if detail else ""))
+        console.print(line, highlight=False, soft_wrap=True)
+    if entries and not changed:
+        console.print(f"configuration: all {len(entries)} objects already in place, nothing to change")
+    elif not entries:
+        console.print("configuration: nothing to migrate")

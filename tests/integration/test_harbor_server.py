@@ -21,191 +21,33 @@ children (``q=base=*``) and cosign/OCI-referrer accessories.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
-import yaml
 
 from tests.support import images, skopeo
-from tests.support.harbor import ADMIN_PASSWORD, HarborPushError, HarborServer, V2Client, iter_pages
+from tests.support.harbor import ADMIN_PASSWORD, HarborPushError, HarborServer, V2Client
 from tests.support.harbor.common import COSIGN_LAYER, OCI_CONFIG, OCI_MANIFEST, ZERO_TIME
-from tests.support.pki import TokenSigner
+from tests.support.harbor_http import Creds, all_pages, api, call, token_access
 
-pytest_plugins = ["tests.support.harbor_fixtures"]
+if TYPE_CHECKING:
+    from tests.support.harbor_spec import Spec
+
+pytest_plugins = ["tests.support.harbor_fixtures", "tests.support.harbor_spec"]
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
 ]
 
-Creds = tuple[str, str] | None
 NOTATION = "application/vnd.cncf.notary.signature"
-
-
-# --------------------------------------------------------------------------------------------
-# the spec
-# --------------------------------------------------------------------------------------------
-
-
-def _spec_path() -> Path | None:
-    candidates = [
-        os.environ.get("FERRY_HARBOR_SWAGGER", ""),
-        str(Path(__file__).resolve().parents[3] / "shared" / "harbor" / "swagger.yaml"),
-        "/work/shared/harbor/swagger.yaml",
-    ]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-
-
-def _go_any(schema: Any) -> Any:
-    if isinstance(schema, dict) and schema.get("type") == "object" and "properties" not in schema:
-        return {}  # go-swagger: map[string]interface{}
-    return _convert(schema)
-
-
-def _convert(node: Any) -> Any:
-    """Swagger 2.0 schema → JSON Schema (draft 4) with go-swagger's serialisation rules."""
-    if isinstance(node, list):
-        return [_convert(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        return {"$ref": node["$ref"]}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key.startswith("x-") or key in ("example", "description", "title", "discriminator"):
-            continue
-        if key == "properties":
-            out[key] = {name: _property(prop) for name, prop in value.items()}
-        elif key == "additionalProperties":
-            out[key] = _go_any(value) if isinstance(value, dict) else value
-        elif key in ("items", "allOf"):
-            out[key] = _convert(value)
-        else:
-            out[key] = value
-    if "properties" in node and "additionalProperties" not in node:
-        out["additionalProperties"] = False  # stricter than the spec: no invented fields
-    return out
-
-
-def _property(prop: dict[str, Any]) -> Any:
-    converted = _convert(prop)
-    nullable = prop.get("x-nullable") is True or (prop.get("type") == "array" and prop.get("x-omitempty") is not True)
-    return {"anyOf": [converted, {"type": "null"}]} if nullable else converted
-
-
-class Spec:
-    """Validators for Harbor's swagger definitions."""
-
-    def __init__(self, path: Path) -> None:
-        self.raw = yaml.safe_load(path.read_text())
-        self.definitions = self.raw["definitions"]
-        self.converted = {name: _convert(d) for name, d in self.definitions.items()}
-        assert "date-time" in jsonschema.Draft4Validator.FORMAT_CHECKER.checkers, "install rfc3339-validator"
-
-    def _validator(self, schema: dict[str, Any]) -> jsonschema.Draft4Validator:
-        doc = {"definitions": self.converted, **schema}
-        return jsonschema.Draft4Validator(doc, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
-
-    def check(self, definition: str, instance: Any) -> None:
-        """``instance`` is one ``definition`` object."""
-        self._validator({"allOf": [{"$ref": f"#/definitions/{definition}"}]}).validate(instance)
-        self._check_present(definition, instance)
-
-    def check_list(self, definition: str, instance: Any) -> None:
-        """``instance`` is a JSON array of ``definition`` objects."""
-        self._validator({"type": "array", "items": {"$ref": f"#/definitions/{definition}"}}).validate(instance)
-        for item in instance:
-            self._check_present(definition, item)
-
-    def _check_present(self, definition: str, obj: Any) -> None:
-        """Properties marked ``x-omitempty: false`` are always serialised by go-swagger."""
-        if not isinstance(obj, dict):
-            return
-        for name, prop in self.definitions[definition].get("properties", {}).items():
-            if prop.get("x-omitempty") is False:
-                assert name in obj, f"{definition}.{name} (x-omitempty: false) missing in {obj}"
-            value = obj.get(name)
-            ref = prop.get("$ref") or (prop.get("items") or {}).get("$ref")
-            if not ref or value is None:
-                continue
-            target = ref.rsplit("/", 1)[1]
-            for item in value if isinstance(value, list) else [value]:
-                self._check_present(target, item)
-
-
-@pytest.fixture(scope="session")
-def spec() -> Spec:
-    path = _spec_path()
-    if path is None:
-        pytest.skip("Harbor's swagger.yaml not found (set FERRY_HARBOR_SWAGGER)")
-    return Spec(path)
-
-
-# --------------------------------------------------------------------------------------------
-# HTTP helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _basic(creds: Creds) -> dict[str, str]:
-    if creds is None:
-        return {}
-    return {"Authorization": "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()}
-
-
-def call(
-    server: HarborServer,
-    path: str,
-    creds: Creds = None,
-    *,
-    method: str = "GET",
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], Any]:
-    """One request; returns (status, headers, parsed JSON body or raw bytes)."""
-    data = json.dumps(body).encode() if body is not None else None
-    hdrs = {**_basic(creds), **(headers or {})}
-    if data is not None:
-        hdrs["Content-Type"] = "application/json"
-    url = path if path.startswith("http") else server.url + path
-    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, rh, raw = r.status, dict(r.headers.items()), r.read()
-    except urllib.error.HTTPError as e:
-        status, rh, raw = e.code, dict(e.headers.items()), e.read()
-    if rh.get("Content-Type", "").startswith("application/json") and raw:
-        return status, rh, json.loads(raw)
-    return status, rh, raw
-
-
-def api(server: HarborServer, path: str, creds: Creds = None, **kw: Any) -> tuple[int, dict[str, str], Any]:
-    return call(server, "/api/v2.0" + path, creds, **kw)
-
-
-def all_pages(server: HarborServer, path: str, creds: Creds) -> list[Any]:
-    items: list[Any] = []
-    for status, _, body in iter_pages(lambda p: call(server, p, creds), "/api/v2.0" + path):
-        assert status == 200, body
-        items.extend(body)
-    return items
-
-
-def token_access(server: HarborServer, scope: str, creds: Creds) -> list[dict[str, Any]]:
-    status, _, body = call(server, f"/service/token?service=harbor-registry&scope={scope}", creds)
-    assert status == 200, body
-    assert set(body) == {"token", "expires_in", "issued_at"}
-    return TokenSigner.decode_unverified(body["token"])["access"]
 
 
 def push_layout_v2(client: V2Client, layout: images.Layout, ref: str, repo: str, reference: str) -> str:

@@ -80,6 +80,8 @@ def passwords(src: HarborServer, dst: HarborServer, src_user: str = "admin", dst
 def migrate_args(src: HarborServer, dst: HarborServer, tmp: Path, *extra: str, src_user: str = "admin",
                  dst_user: str = "admin", command: str = "migrate") -> list[str]:
     args = [command, src.url, dst.url, "--src-creds", src_user, "--dest-creds", dst_user, *extra]
+    if command == "migrate":  # images only: configuration has its own tests (test_migrate_config.py)
+        args.append("--no-config")
     if command == "migrate" and "--dry-run" not in extra:
         args += ["--journal", str(tmp / "journal.db")]
     return args
@@ -340,7 +342,7 @@ def test_private_projects_follow_what_the_source_user_may_see(
     whole Harbor; a wrong password is refused rather than downgraded to anonymous."""
     src, dst = source.server, harbor_factory()
     env = {"FERRY_DEST_PASSWORD": dst.admin_creds[1]}
-    common = ["--dry-run", "--project", "alpha", "--project", "gamma", "--project", "zeta"]
+    common = ["--dry-run", "--no-config", "--project", "alpha", "--project", "gamma", "--project", "zeta"]
 
     def as_(user: str | None, password: str = "") -> FerryResult:
         creds = ["--src-creds", user] if user else []

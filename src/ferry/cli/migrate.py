@@ -3,30 +3,65 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
+from ferry.chart_migration import CHARTS_AS
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.options import side
 from ferry.cli.progress import make_events, stderr_console
+from ferry.configuration import AFTER, BEFORE, ConfigOptions, parse_skip
 from ferry.engine import EngineOptions
-from ferry.errors import RunFailedError
+from ferry.errors import RunFailedError, UsageError
 from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
-from ferry.report import print_failures, summary_table, write_report
+from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
 from ferry.watch import watch
+
+# -- configuration options (issue 10) ---------------------------------------------------------
+NoConfig = Annotated[bool, typer.Option("--no-config", help="Copy images only, no configuration.")]
+ConfigOnly = Annotated[bool, typer.Option("--config-only", help="Migrate configuration, no images.")]
+SkipConfig = Annotated[list[str], typer.Option("--skip-config", metavar="KIND,…",
+                                               help="Leave kinds of configuration out (metadata, allowlist, members, "
+                                               "robots, retention, immutability, labels, webhooks, descriptions).")]
+SystemConfig = Annotated[bool, typer.Option("--system", help="Also the system CVE allowlist, user groups and users "
+                                            "(administrators); registry endpoints and replication listed as manual.")]
+CreateUsers = Annotated[bool, typer.Option("--create-users", help="Create members' users missing at a "
+                                           "database-auth destination, with random passwords.")]
+UserPasswordsOut = Annotated[str, typer.Option("--user-passwords-out", metavar="FILE",
+                                               help="Where created users' passwords go (mode 0600, never "
+                                               "overwritten).")]
+RobotSecrets = Annotated[str | None, typer.Option("--robot-secrets", metavar="FILE",
+                                                  help="JSON or YAML: robot$project+name → its secret, set at the "
+                                                  "destination.")]
+RobotSecretsOut = Annotated[str, typer.Option("--robot-secrets-out", metavar="FILE",
+                                              help="Where robots without a known secret get their new one written "
+                                              "(mode 0600, never overwritten).")]
+
+
+def _config_options(no_config: bool, config_only: bool, skip: list[str], system: bool, create_users: bool,
+                    user_passwords_out: str, robot_secrets: str | None, robot_secrets_out: str) -> ConfigOptions:
+    if no_config and config_only:
+        raise UsageError("--no-config and --config-only exclude each other")
+    return ConfigOptions(enabled=not no_config, skip=parse_skip(skip), system=system, create_users=create_users,
+                         robot_secrets=robot_secrets, robot_secrets_out=robot_secrets_out,
+                         user_passwords_out=user_passwords_out)
+# -- end of configuration options -------------------------------------------------------------
 
 
 def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
              dest_tls_verify: str, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
-             force: bool = False, dry_run: bool = False, verify_only: bool = False) -> MigrationOptions:
+             force: bool = False, dry_run: bool = False, verify_only: bool = False,
+             config: ConfigOptions | None = None, images: bool = True, charts: bool = True,
+             charts_as: str | None = None) -> MigrationOptions:
     state.refuse_override("migrate" if not verify_only else "verify",
                           "a migration keeps every platform and digest: drop the --override-* options")
     return MigrationOptions(
@@ -37,7 +72,52 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         engine=EngineOptions(proc=proc, retries=retries, force=force),
         dry_run=dry_run,
         verify_only=verify_only,
+        config=config or ConfigOptions(enabled=False),
+        images=images,
+        charts=charts,
+        charts_as=_charts_as(charts_as),
     )
+
+
+# -- charts (issue 11) ----------------------------------------------------------------------------
+NoCharts = Annotated[bool, typer.Option("--no-charts", help="Leave Helm charts (ChartMuseum) out.")]
+ChartsAs = Annotated[str | None, typer.Option(
+    "--charts-as", metavar="chartmuseum|oci",
+    help="How charts arrive at a destination that still has ChartMuseum (default chartmuseum); "
+    "a destination without one always gets OCI charts.")]
+
+
+def _charts_as(value: str | None) -> str | None:
+    if value is not None and value not in CHARTS_AS:
+        raise UsageError(f"invalid --charts-as {value!r}", hint="expected chartmuseum or oci")
+    return value
+
+
+def _print_charts(console: Console, outcome: MigrationOutcome, *, plan: bool) -> None:
+    charts = outcome.charts
+    if charts is None:
+        return
+    table = Table(title=f"Helm charts → {'OCI charts' if charts.mode == 'oci' else 'ChartMuseum'}"
+                  + (" (dry run)" if plan else ""), header_style="bold")
+    cols = ("project", "charts", "versions") + (() if plan else ("copied", "skipped", "failed", "verified"))
+    for col in cols:
+        table.add_column(col, justify="left" if col == "project" else "right")
+    for project, row in charts.project_rows().items():
+        counts = [row["charts"], row["versions"]] + ([] if plan else [row["copied"], row["skipped"], row["failed"]])
+        verified = [] if plan else [f"{row['versions'] - row['not_verified']}/{row['versions']}"]
+        table.add_row(project, *map(str, counts), *verified)
+    console.print(table)
+    if plan:
+        for job in charts.jobs:
+            console.print(f"  chart {job.chart.label} → {job.destination(charts.dst_host, charts.mode)}",
+                          highlight=False, soft_wrap=True)
+        console.print(f"{charts.in_place} of {len(charts.jobs)} chart versions already in place")
+        return
+    for rec in charts.failed:
+        console.print(f"[red]failed[/red] chart {rec.source}: {rec.error}", highlight=False, soft_wrap=True)
+    for job, why in charts.mismatches:
+        console.print(f"[red]not verified[/red] chart {job.chart.label}: {why}", highlight=False, soft_wrap=True)
+# -- end charts
 
 
 def _project_table(outcome: MigrationOutcome, title: str) -> Table:
@@ -137,6 +217,13 @@ async def _watch(options: MigrationOptions, seconds: float, *, journal_path: str
     await watch(one_round, seconds)
 
 
+def _print_configuration(console: Console, outcome: MigrationOutcome, title: str) -> None:
+    if outcome.configuration is not None:
+        if outcome.configuration:
+            console.print(config_table(outcome.configuration, title))
+        print_config_details(console, outcome.configuration)
+
+
 async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None,
                quiet: bool) -> MigrationOutcome:
     console = stderr_console()
@@ -151,6 +238,8 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
+            _print_configuration(Console(), outcome, "configuration plan (dry run, nothing written)")
+            _print_charts(Console(), outcome, plan=True)
             _print_prune(Console(), outcome, dry_run=True)  # issue 12
             if report:
                 write_report(report, outcome.to_json())
@@ -161,12 +250,15 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             if journal is not None:
                 journal.start_run(f"migrate {outcome.source.host} {outcome.destination.host}")
             await migration.create_projects(outcome)
-            events = make_events(len(outcome.plan.jobs), quiet=quiet, console=console)
-            migration.events = events
-            with events:
-                await migration.copy(outcome)
-            await migration.verify(outcome)
-            await migration.prune(outcome)  # issue 12: --prune, after the copy
+            await migration.configure(outcome, BEFORE)
+            if options.images:
+                events = make_events(len(outcome.plan.jobs), quiet=quiet, console=console)
+                migration.events = events
+                with events:
+                    await migration.copy(outcome)
+                await migration.verify(outcome)
+                await migration.prune(outcome)  # issue 12: --prune, after the copy
+            await migration.configure(outcome, AFTER)
             if journal is not None:
                 journal.finish_run()
         if report:
@@ -179,13 +271,20 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 print_failures(console, outcome.run)
             _print_mismatches(console, outcome)
             _print_prune(console, outcome, dry_run=False)  # issue 12
-            checked = len(outcome.plan.expected)
-            console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
-                          + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
+            _print_charts(console, outcome, plan=False)
+            if options.images:
+                checked = len(outcome.plan.expected)
+                console.print(f"verified {checked - len(outcome.mismatches)} of {checked} tags and digests"
+                              + ("" if not outcome.mismatches else f"; [red]{len(outcome.mismatches)} differ[/red]"))
+            _print_configuration(console, outcome, "configuration")
         if not outcome.ok:
             failed = len(outcome.run.failed) if outcome.run else 0
-            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified"
+            refused = sum(e.failed for e in outcome.configuration or [])
+            charts = (f", {len(outcome.charts.failed)} chart version(s) failed, {len(outcome.charts.mismatches)} "
+                      "not verified") if outcome.charts else ""
+            raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified{charts}"
                                  + (f", {len(outcome.prune_errors)} not pruned" if outcome.prune_errors else "")
+                                 + (f", {refused} configuration object(s) not migrated" if refused else "")
                                  + (f" (report: {report})" if report else ""))
         return outcome
     finally:
@@ -219,16 +318,30 @@ def migrate(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    no_config: NoConfig = False,
+    config_only: ConfigOnly = False,
+    skip_config: SkipConfig = [],  # noqa: B006
+    system: SystemConfig = False,
+    create_users: CreateUsers = False,
+    user_passwords_out: UserPasswordsOut = "user-passwords.json",
+    robot_secrets: RobotSecrets = None,
+    robot_secrets_out: RobotSecretsOut = "robot-secrets.json",
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
     prune: bool = typer.Option(False, "--prune", help="Delete at the destination the selected tags and artifacts "
                                "the source no longer has (Harbor on both sides)."),
     watch_seconds: float | None = typer.Option(None, "--watch", metavar="SECONDS", min=0.1,
                                                help="Repeat the incremental migration every SECONDS until "
                                                "SIGINT/SIGTERM (exit 0); one line per round."),
 ) -> None:
-    """Migrate every project, repository, tag and signature from one Harbor (or registry) to another."""
+    """Migrate every project, repository, tag, signature and Helm chart, and the projects' configuration
+    (members, robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
+    config = _config_options(no_config, config_only, skip_config, system, create_users, user_passwords_out,
+                             robot_secrets, robot_secrets_out)
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, proc, retries, force=force, dry_run=dry_run)
+                       map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only,
+                       charts=not no_charts, charts_as=charts_as)
     options = replace(options, prune=prune)
     if watch_seconds is not None and not dry_run:
         run_async(_watch(options, watch_seconds, journal_path=journal, report=report))
@@ -256,9 +369,11 @@ def verify_cmd(
     map_: p.Maps = [],  # noqa: B006
     report: p.Report = None,
     quiet: p.Quiet = False,
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
 ) -> None:
-    """Check that every selected source tag and digest is at the destination with the same digest."""
+    """Check that every selected source tag, digest and chart version is at the destination, unchanged."""
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, 1, 0, verify_only=True)
+                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as)
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))

@@ -51,16 +51,20 @@ class HarborAPI:
         self.host = http.registry
 
     async def get(self, path: str, *, params: dict[str, str] | None = None, allow: tuple[int, ...] = ()) -> Any:
-        """The JSON answer of ``GET path``; the status instead when it is one of ``allow``."""
-        resp, raw = await self.http.fetch("GET", API + path, params=params, basic=True, allow=allow,
-                                          headers={"Accept": "application/json"}, what=f"Harbor API {path}",
-                                          limit=_ANSWER_LIMIT)
+        """The JSON answer of ``GET /api/v2.0<path>``; the status instead when it is one of ``allow``."""
+        return await self.get_json(API + path, params=params, allow=allow, what=f"Harbor API {path}")
+
+    async def get_json(self, full_path: str, *, params: dict[str, str] | None = None, allow: tuple[int, ...] = (),
+                       what: str) -> Any:
+        """The JSON answer of ``GET full_path`` (any path of the Harbor); the status when one of ``allow``."""
+        resp, raw = await self.http.fetch("GET", full_path, params=params, basic=True, allow=allow,
+                                          headers={"Accept": "application/json"}, what=what, limit=_ANSWER_LIMIT)
         if resp.status in allow:
             return resp.status
         try:
             return json.loads(raw)
         except ValueError:
-            raise ProtocolError(f"{self.host}: Harbor API {path} answered something that is not JSON") from None
+            raise ProtocolError(f"{self.host}: {what} answered something that is not JSON") from None
 
     async def list(self, path: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every object of a paged listing, page after page."""
@@ -84,6 +88,16 @@ class HarborAPI:
         )
         resp.release()
         return resp.status
+
+    async def send_for_answer(self, method: str, path: str, body: Any, *, ok: tuple[int, ...], what: str) -> Any:
+        """A JSON write whose answer is needed (a new robot's secret): the parsed answer, None if empty."""
+        _, raw = await self.http.fetch(method, API + path, basic=True, ok=ok, what=what, limit=_ANSWER_LIMIT,
+                                       headers={"Content-Type": "application/json", "Accept": "application/json"},
+                                       body=json.dumps(body).encode())
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise ProtocolError(f"{self.host}: {what} answered something that is not JSON") from None
 
     # -- identity ---------------------------------------------------------------------------
 

@@ -4,7 +4,11 @@ Harbor itself cannot run here, so this fixture plays its part wherever a migrati
 it. One aiohttp server on ``127.0.0.1:<port>`` serves
 
 - Harbor's REST API under ``/api/v2.0/…`` (projects, repositories, artifacts with tags, references
-  and accessories, users/current, systeminfo, ping, quotas), with Harbor's pagination (``page``,
+  and accessories, users/current, systeminfo, ping, quotas), and the configuration a migration
+  moves (issue 10): project metadata and CVE allowlists, members (users and groups), users, user
+  groups, ``/configurations`` (auth_mode, read_only, project_creation_restriction), robot
+  accounts, retention policies, immutable tag rules, labels and the artifacts carrying them,
+  webhook policies, repository descriptions, the system CVE allowlist — with Harbor's pagination (``page``,
   ``page_size`` ≤ 100 else 422, ``X-Total-Count``, ``Link: <…>; rel="prev" , <…>; rel="next"``),
   its visibility rules (private projects answer 401/403, never leak), its double-encoded
   repository names and its JSON shapes (go-swagger: empty arrays are ``null``, zero times are
@@ -17,14 +21,23 @@ it. One aiohttp server on ``127.0.0.1:<port>`` serves
 
 The server is a package split as go-containerregistry's ``pkg/registry`` is: ``server`` (state,
 lifecycle, the front door), ``routes`` (the routing table), one module per resource kind
-(``system``, ``projects``, ``repositories``, ``artifacts``, ``quotas``), ``tokens``, ``proxy``,
-``storage`` (the inventory read from disk), ``query`` (paging and filters), ``client`` (seeding).
+(``system``, ``projects``, ``repositories``, ``artifacts``, ``quotas``, ``metadata``, ``members``,
+``users``, ``robots``, ``retention``, ``immutable``, ``labels``, ``webhooks``, ``allowlist``),
+``rbac`` (what each role and robot permission allows), ``tokens``, ``proxy``, ``storage`` (the
+inventory read from disk), ``query`` (paging and filters), ``client`` (seeding).
+
+Robots log in with Basic ``robot$…:<secret>`` on the API, the token service and ``/v2/``, and get
+exactly their permissions (a wrong secret, a disabled or expired robot is anonymous). While
+``read_only`` is set every write (API and ``/v2/``) but ``PUT /configurations`` is ``403 DENIED``;
+a push to an existing tag an immutable rule protects is ``412 PRECONDITION``.
 
 The artifact inventory is not bookkept: every API call reads the registry's storage directory
 (``docker/registry/v2/repositories/<name>/_manifests/{tags,revisions}``, manifests from the blob
 store), so whatever is pushed through ``/v2/`` shows up. Users, projects, memberships and quotas
 live in memory and are seeded through the Python API (:meth:`HarborServer.add_user`,
-:meth:`HarborServer.create_project`, :meth:`HarborServer.add_member`).
+:meth:`HarborServer.create_project`, :meth:`HarborServer.add_member`, ``add_group``,
+``add_group_member``, ``add_robot``, ``add_label``, ``attach_label``, ``set_retention``,
+``add_immutable_rule``, ``add_webhook``), or through the API itself.
 
 Behaviour read in Harbor's source (``src/server/v2.0/handler``, ``src/core/service/token``,
 ``src/server/middleware/cosign``, ``src/pkg/artifact/dao``) is noted where it is not obvious.
@@ -32,7 +45,7 @@ Behaviour read in Harbor's source (``src/server/v2.0/handler``, ``src/core/servi
 
 from tests.support.harbor.client import HarborPushError, V2Client, iter_pages
 from tests.support.harbor.common import ADMIN_PASSWORD, API, ROLES, HarborError
-from tests.support.harbor.model import HarborProject, HarborUser, RequestRecord
+from tests.support.harbor.model import HarborGroup, HarborProject, HarborRobot, HarborUser, RequestRecord
 from tests.support.harbor.server import HarborServer
 
 __all__ = [
@@ -40,8 +53,10 @@ __all__ = [
     "API",
     "ROLES",
     "HarborError",
+    "HarborGroup",
     "HarborProject",
     "HarborPushError",
+    "HarborRobot",
     "HarborServer",
     "HarborUser",
     "RequestRecord",

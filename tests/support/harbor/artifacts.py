@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import API, IMAGE_ICON, HarborError, ts
+from tests.support.harbor.immutable import is_immutable
+from tests.support.harbor.labels import labels_of
 from tests.support.harbor.model import Caller, HarborProject
 from tests.support.harbor.query import bool_param, match, page, paging, parse_q, sort_key, sorted_rows
 from tests.support.harbor.repositories import repository_param, require_repo, resolve
@@ -19,10 +21,11 @@ if TYPE_CHECKING:
 
 
 def tag_json(srv: HarborServer, view: RepoView, digest: str, tag: str, pushed: float) -> dict[str, Any]:
+    project = srv.find_project(view.project, is_name=True)
     return {
         "artifact_id": srv.id_of("artifact", view.name, digest),
         "id": srv.id_of("tag", view.name, tag),
-        "immutable": False,
+        "immutable": project is not None and is_immutable(srv, project, view.path, tag),
         "name": tag,
         "pull_time": ts(srv.pull_times.get((view.name, tag))),
         "push_time": ts(pushed),
@@ -50,7 +53,8 @@ def accessory_json(srv: HarborServer, view: RepoView, acc: Accessory) -> dict[st
 
 
 def artifact_json(
-    srv: HarborServer, view: RepoView, project: HarborProject, digest: str, *, with_tag: bool, with_accessory: bool
+    srv: HarborServer, view: RepoView, project: HarborProject, digest: str, *, with_tag: bool, with_accessory: bool,
+    with_label: bool = False,
 ) -> dict[str, Any]:
     m, pushed = view.artifacts[digest]
     art_type, media_type = artifact_kind(m)
@@ -59,7 +63,7 @@ def artifact_json(
         "accessories": None,
         "digest": digest,
         "id": art_id,
-        "labels": None,
+        "labels": labels_of(srv, view.name, digest) if with_label else None,
         "manifest_media_type": m.media_type,
         "media_type": media_type,
         "project_id": project.project_id,
@@ -134,7 +138,8 @@ def list_artifacts(
     paging(request)
     with_tag = bool_param(request, "with_tag", True)
     with_accessory = bool_param(request, "with_accessory", False)
-    for flag in ("with_label", "with_scan_overview", "with_sbom_overview", "with_immutable_status"):
+    with_label = bool_param(request, "with_label", False)
+    for flag in ("with_scan_overview", "with_sbom_overview", "with_immutable_status"):
         bool_param(request, flag, False)
     conds = parse_q(request.query.get("q"))
     project, view = require_repo(srv, caller, project_name, repo_path)
@@ -177,7 +182,8 @@ def list_artifacts(
     rows = sorted_rows(rows, sort_key(request.query.get("sort"), [("push_time", True), ("id", True)]))
     chosen, headers = page(request, rows)
     body = [
-        artifact_json(srv, view, project, r["digest"], with_tag=with_tag, with_accessory=with_accessory)
+        artifact_json(srv, view, project, r["digest"], with_tag=with_tag, with_accessory=with_accessory,
+                      with_label=with_label)
         for r in chosen
     ]
     return web.json_response(body, headers=headers)
@@ -190,10 +196,12 @@ def get_artifact(
     paging(request)
     with_tag = bool_param(request, "with_tag", True)
     with_accessory = bool_param(request, "with_accessory", False)
+    with_label = bool_param(request, "with_label", False)
     project, view = require_repo(srv, caller, project_name, repo_path)
     digest = resolve(view, reference)
     return web.json_response(
-        artifact_json(srv, view, project, digest, with_tag=with_tag, with_accessory=with_accessory)
+        artifact_json(srv, view, project, digest, with_tag=with_tag, with_accessory=with_accessory,
+                      with_label=with_label)
     )
 
 

@@ -96,6 +96,9 @@ class HarborError(Exception):
         return web.json_response({"errors": [{"code": self.code, "message": self.message}]}, status=self.status)
 
 
+READ_ONLY = HarborError(403, "The system is in read only mode. Any modification is prohibited.", "DENIED")
+
+
 def unauthorized() -> HarborError:
     return HarborError(401, "UnAuthorized")
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.support.harbor.common import API, PROJECT_NAME, ROLES, HarborError, forbidden, ts, unauthorized
+from tests.support.harbor.metadata import allowlist_items, update_project, validate_pair
 from tests.support.harbor.model import Caller, HarborProject
 from tests.support.harbor.query import bool_param, match, page, paging, parse_q, sort_key, sorted_rows
 from tests.support.harbor.routes import Route
@@ -17,25 +18,36 @@ if TYPE_CHECKING:
     from tests.support.harbor.server import HarborServer
 
 
+def allowlist_json(
+    list_id: int, project_id: int, items: list[str], expires: int | None, created: float, updated: float
+) -> dict[str, Any]:
+    """Swagger ``CVEAllowlist`` (``expires_at`` omitted when it never expires)."""
+    out: dict[str, Any] = {
+        "creation_time": ts(created),
+        "id": list_id,
+        "items": [{"cve_id": c} for c in items] or None,
+        "project_id": project_id,
+        "update_time": ts(updated),
+    }
+    if expires is not None:
+        out["expires_at"] = expires
+    return out
+
+
 def project_json(srv: HarborServer, p: HarborProject, caller: Caller, repo_count: int | None = None) -> dict[str, Any]:
     role = caller.role(p)
     out: dict[str, Any] = {
         "creation_time": ts(p.created),
         "current_user_role_ids": [role] if role else None,
-        "cve_allowlist": {
-            "creation_time": ts(p.created),
-            "id": p.project_id,
-            "items": [],
-            "project_id": p.project_id,
-            "update_time": ts(p.created),
-        },
+        "cve_allowlist": allowlist_json(p.project_id, p.project_id, p.cve_allowlist, p.cve_allowlist_expires,
+                                        p.created, p.updated or p.created),
         "metadata": dict(p.metadata),
         "name": p.name,
         "owner_id": p.owner.user_id,
         "owner_name": p.owner.username,
         "project_id": p.project_id,
         "repo_count": len(srv.repo_names(p.name)) if repo_count is None else repo_count,
-        "update_time": ts(p.created),
+        "update_time": ts(p.updated or p.created),
     }
     if role:
         out["current_user_role_id"] = role
@@ -122,7 +134,10 @@ def create_project(srv: HarborServer, request: web.Request, caller: Caller, raw:
         raise HarborError(400, f"invalid storage limit {limit}: it should be -1 or greater than 0")
     if not PROJECT_NAME.match(name):
         raise HarborError(400, "project name is not in lower case or contains illegal characters!")
-    assert caller.user is not None
+    metadata = {k: validate_pair(k, v) for k, v in metadata.items()}
+    allowlist = allowlist_items(body["cve_allowlist"], "cve_allowlist") if body.get("cve_allowlist") else None
+    if caller.user is None:
+        raise forbidden()  # robots do not own projects here
     with srv.lock:
         if name in srv.projects:
             raise HarborError(409, f"The project named {name} already exists")
@@ -133,6 +148,8 @@ def create_project(srv: HarborServer, request: web.Request, caller: Caller, raw:
             owner=caller.user.username,
             metadata={k: v for k, v in metadata.items() if k != "retention_id"},
         )
+        if allowlist is not None:
+            project.cve_allowlist, project.cve_allowlist_expires = allowlist
     in_location = request.headers.get("X-Resource-Name-In-Location", "").lower() == "true"
     location = f"{API}/projects/{project.name if in_location else project.project_id}"
     return web.Response(status=201, headers={"Location": location})
@@ -163,6 +180,7 @@ ROUTES = [
     }),
     Route("projects/{project}", {
         "GET": lambda srv, call: get_project(srv, call.params["project"], call.caller, is_name=call.is_name),
+        "PUT": update_project,
         "DELETE": lambda srv, call: delete_project(srv, call.params["project"], call.caller, is_name=call.is_name),
     }),
 ]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.support.harbor.common import HOP_BY_HOP, OCI_INDEX, SERVICE, V2_NAME, HarborError
+from tests.support.harbor.common import HOP_BY_HOP, OCI_INDEX, READ_ONLY, SERVICE, V2_NAME, HarborError
+from tests.support.harbor.immutable import refuse_delete, refuse_push
 from tests.support.harbor.model import Caller
 from tests.support.harbor.tokens import bearer_access, grant, mint
 
@@ -46,7 +47,15 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
     caller = srv.caller(request)
     if srv.csrf_violation(request, caller):
         return HarborError(403, "CSRF token invalid").response()
+    if srv.read_only_refuses(request, path):
+        return READ_ONLY.response()
     hit = V2_NAME.match(path)
+    if hit and hit["kind"] == "manifests" and request.method in ("PUT", "DELETE") \
+            and may_write(srv, request, caller, hit["name"], "push" if request.method == "PUT" else "delete"):
+        check = refuse_push if request.method == "PUT" else refuse_delete
+        refused = check(srv, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
+        if refused is not None:
+            return refused.response()
     if hit and hit["kind"] == "referrers" and request.method in ("GET", "HEAD"):
         return referrers(srv, request, caller, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
     # a multidict: Go clients (skopeo) send one Accept header per media type
@@ -86,6 +95,18 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
         if request.method == "GET" and upstream.status == 200:
             note_pull(srv, path, upstream.headers.get("Docker-Content-Digest"))
     return resp
+
+def may_write(srv: HarborServer, request: web.Request, caller: Caller, name: str, action: str) -> bool:
+    """Whether the push or delete would pass authorization (Harbor checks immutability after it)."""
+    if request.headers.get("Authorization", "")[:6].lower() == "basic ":
+        project = srv.find_project(name.split("/", 1)[0], is_name=True) if "/" in name else None
+        allowed = caller.can_push if action == "push" else caller.can_delete
+        return project is not None and allowed(project)
+    return any(
+        a.get("type") == "repository" and a.get("name") == name and {action, "*"} & set(a.get("actions") or [])
+        for a in bearer_access(srv, request)
+    )
+
 
 def referrers(srv: HarborServer, request: web.Request, caller: Caller, name: str, reference: str) -> web.Response:
     """``GET /v2/<name>/referrers/<digest>``: Harbor (≥ 2.8) answers the OCI referrers API

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.support.harbor.common import HarborError, ts
+from tests.support.harbor.common import HarborError, forbidden, ts, unauthorized
 from tests.support.harbor.model import Caller, HarborProject
 from tests.support.harbor.query import match, page, paging, parse_q, sort_key, sorted_rows
 from tests.support.harbor.routes import Call, Route
@@ -23,7 +24,7 @@ def repository_param(call: Call) -> str:
 
 
 def repository_json(srv: HarborServer, view: RepoView, project: HarborProject) -> dict[str, Any]:
-    return {
+    out = {
         "artifact_count": len(view.listed(base_all=False)),
         "creation_time": ts(view.created),
         "id": srv.id_of("repository", view.name),
@@ -32,6 +33,10 @@ def repository_json(srv: HarborServer, view: RepoView, project: HarborProject) -
         "pull_count": srv.pull_counts[view.name],
         "update_time": ts(view.updated),
     }
+    with srv.lock:
+        if description := srv.descriptions.get(view.name):
+            out["description"] = description
+    return dict(sorted(out.items()))
 
 
 def repo_rows(srv: HarborServer, names: list[str]) -> list[dict[str, Any]]:
@@ -107,6 +112,22 @@ def get_repository(srv: HarborServer, caller: Caller, project_name: str, path: s
     return web.json_response(repository_json(srv, view, project))
 
 
+def update_repository(srv: HarborServer, call: Call) -> web.Response:
+    """``PUT /projects/{p}/repositories/{r}``: only ``description`` is changed, as on Harbor."""
+    project, view = require_repo(srv, call.caller, call.params["project"], repository_param(call))
+    if not call.caller.allows(project, "repository", "update"):
+        raise forbidden() if call.caller.authenticated else unauthorized()
+    try:
+        body = json.loads(call.body)
+    except ValueError as e:
+        raise HarborError(400, f'parsing repository body from "" failed, because {e}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("description", ""), str):
+        raise HarborError(422, "description in body must be of type string")
+    with srv.lock:
+        srv.descriptions[view.name] = body.get("description", "")
+    return web.Response(status=200)
+
+
 ROUTES = [
     Route("repositories", {"GET": lambda srv, call: list_all_repositories(srv, call.request, call.caller)}),
     Route("projects/{project}/repositories", {
@@ -114,5 +135,6 @@ ROUTES = [
     }),
     Route("projects/{project}/repositories/{repository}", {
         "GET": lambda srv, call: get_repository(srv, call.caller, call.params["project"], repository_param(call)),
+        "PUT": update_repository,
     }),
 ]

@@ -19,12 +19,31 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.harbor import artifacts, deletes, projects, quotas, repositories, system
+from tests.support.harbor import (
+    allowlist,
+    artifacts,
+    chartmuseum,
+    deletes,
+    immutable,
+    labels,
+    members,
+    metadata,
+    projects,
+    quotas,
+    repositories,
+    retention,
+    robots,
+    system,
+    users,
+    webhooks,
+)
 from tests.support.harbor.client import V2Client
 from tests.support.harbor.common import (
     ADMIN_PASSWORD,
     API,
+    HARBOR_VERSION,
     ISSUER,
+    READ_ONLY,
     ROLES,
     SERVICE,
     WRITE_METHODS,
@@ -32,7 +51,15 @@ from tests.support.harbor.common import (
     forbidden,
     unauthorized,
 )
-from tests.support.harbor.model import Caller, HarborProject, HarborUser, RequestRecord
+from tests.support.harbor.model import (
+    ROBOT_PREFIX,
+    Caller,
+    HarborGroup,
+    HarborProject,
+    HarborRobot,
+    HarborUser,
+    RequestRecord,
+)
 from tests.support.harbor.proxy import proxy
 from tests.support.harbor.routes import Router
 from tests.support.harbor.storage import Storage
@@ -41,7 +68,23 @@ from tests.support.pki import TokenSigner
 from tests.support.registry import Registry, TokenAuth, start_registry
 
 #: Every API route, module by module (a resource kind adds its module here).
-ROUTES = [*system.ROUTES, *projects.ROUTES, *repositories.ROUTES, *deletes.ROUTES, *artifacts.ROUTES, *quotas.ROUTES]
+ROUTES = [
+    *system.ROUTES,
+    *projects.ROUTES,
+    *repositories.ROUTES,
+    *deletes.ROUTES,
+    *artifacts.ROUTES,
+    *quotas.ROUTES,
+    *metadata.ROUTES,
+    *members.ROUTES,
+    *users.ROUTES,
+    *robots.ROUTES,
+    *retention.ROUTES,
+    *immutable.ROUTES,
+    *labels.ROUTES,
+    *webhooks.ROUTES,
+    *allowlist.ROUTES,
+]
 
 
 class HarborServer:
@@ -73,11 +116,19 @@ class HarborServer:
         projects: dict[str, dict[str, Any]] | None = None,
         library: bool = True,
         project_creation_restriction: str = "adminonly",
+        auth_mode: str = "db_auth",
         sid_cookie: bool = True,
         token_expires_in: int = 1800,
+        harbor_version: str = HARBOR_VERSION,
     ) -> None:
         self.workdir = Path(workdir)
+        # -- charts (issue 11): a Harbor before 2.8 has ChartMuseum; seed it with self.chartmuseum.add(…)
+        self.harbor_version = harbor_version
+        self.chartmuseum = chartmuseum.ChartMuseum() if chartmuseum.has_chartmuseum(harbor_version) else None
+        # -- end charts
         self.project_creation_restriction = project_creation_restriction
+        self.auth_mode = auth_mode
+        self.read_only = False
         self.sid_cookie = sid_cookie
         self.token_expires_in = token_expires_in
         self.request_counts: collections.Counter[str] = collections.Counter()
@@ -90,6 +141,15 @@ class HarborServer:
         self.lock = threading.RLock()
         self.users: dict[str, HarborUser] = {}
         self.projects: dict[str, HarborProject] = {}
+        self.groups: dict[int, HarborGroup] = {}
+        self.robots: dict[int, HarborRobot] = {}
+        self.labels: dict[int, dict[str, Any]] = {}  # id → {name, description, color, scope, project_id…}
+        self.artifact_labels: dict[tuple[str, str], list[int]] = {}  # (repository, digest) → label ids
+        self.retentions: dict[int, dict[str, Any]] = {}  # id → RetentionPolicy JSON (without id)
+        self.immutable_rules: dict[int, list[dict[str, Any]]] = {}  # project id → ImmutableRule JSON
+        self.webhooks: dict[int, dict[str, Any]] = {}  # id → WebhookPolicy JSON
+        self.descriptions: dict[str, str] = {}  # repository → description
+        self.system_allowlist: dict[str, Any] = {"items": [], "expires_at": None, "updated": 0.0}
         self._sessions: dict[str, str | None] = {}  # sid → username
         self._csrf = secrets.token_urlsafe(24)
         self._ids: dict[tuple[str, ...], int] = {}
@@ -156,6 +216,7 @@ class HarborServer:
                 quota_id=self.next_id("quota"),
             )
             project.members[owner_user.user_id] = ROLES["projectAdmin"]
+            project.member_ids[("u", owner_user.user_id)] = self.next_id("member")
             self.projects[name] = project
         for user, role in (members or {}).items():
             self.add_member(name, user, role)
@@ -165,7 +226,140 @@ class HarborServer:
         """Make ``user`` a member of ``project`` with ``role`` (projectAdmin, maintainer,
         developer, guest, limitedGuest)."""
         with self.lock:
-            self.projects[project].members[self.users[user].user_id] = ROLES[role]
+            p, u = self.projects[project], self.users[user]
+            p.members[u.user_id] = ROLES[role]
+            p.member_ids.setdefault(("u", u.user_id), self.next_id("member"))
+
+    def add_group(self, name: str, group_type: int = 1, ldap_group_dn: str = "") -> HarborGroup:
+        """Add a user group (1 LDAP, 2 HTTP, 3 OIDC)."""
+        with self.lock:
+            if any(g.name == name and g.group_type == group_type for g in self.groups.values()):
+                raise ValueError(f"group {name} exists")
+            group = HarborGroup(self.next_id("group"), name, group_type, ldap_group_dn)
+            self.groups[group.group_id] = group
+            return group
+
+    def add_user_to_group(self, user: str, group: str) -> None:
+        """Put ``user`` in the group named ``group`` (as LDAP/OIDC would): group roles apply to it."""
+        with self.lock:
+            self.users[user].group_ids.add(next(g.group_id for g in self.groups.values() if g.name == group))
+
+    def add_group_member(self, project: str, group: str, role: str) -> None:
+        """Make the user group named ``group`` a member of ``project`` with ``role``."""
+        with self.lock:
+            g = next(g for g in self.groups.values() if g.name == group)
+            p = self.projects[project]
+            p.group_members[g.group_id] = ROLES[role]
+            p.member_ids.setdefault(("g", g.group_id), self.next_id("member"))
+
+    def add_robot(
+        self,
+        name: str,
+        secret: str,
+        *,
+        project: str | None = None,
+        access: Iterable[tuple[str, str]] = (("repository", "pull"),),
+        permissions: list[dict[str, Any]] | None = None,
+        description: str = "",
+        duration: int = -1,
+        disabled: bool = False,
+        expires_at: int | None = None,
+    ) -> HarborRobot:
+        """Add a robot account with a known secret: project level when ``project`` is given
+        (``access`` pairs on that project), else system level (``permissions`` as the API takes
+        them, default: ``access`` on every project, namespace ``*``)."""
+        if permissions is None:
+            acc = [{"resource": r, "action": a} for r, a in access]
+            permissions = [{"kind": "project", "namespace": project or "*", "access": acc}]
+        now = time.time()
+        with self.lock:
+            pid = self.projects[project].project_id if project else 0
+            stored = f"{project}+{name}" if project else name
+            if expires_at is None:
+                expires_at = -1 if duration == -1 else int(now) + duration * 86400
+            robot = HarborRobot(
+                robot_id=self.next_id("robot"), name=stored, level="project" if project else "system",
+                project_id=pid, description=description, duration=duration, expires_at=expires_at,
+                disabled=disabled, permissions=permissions, secret=secret, created=now, updated=now,
+                creator_type="local", creator_ref=self.users["admin"].user_id,
+            )
+            self.robots[robot.robot_id] = robot
+            return robot
+
+    def robot(self, full_name: str) -> HarborRobot:
+        """A robot by the name it logs in with (``robot$team+ci``)."""
+        with self.lock:
+            return next(r for r in self.robots.values() if r.full_name == full_name)
+
+    def add_label(
+        self, name: str, *, project: str | None = None, color: str = "", description: str = ""
+    ) -> int:
+        """A global label, or a project label when ``project`` is given; returns its id."""
+        now = time.time()
+        with self.lock:
+            label_id = self.next_id("label")
+            self.labels[label_id] = {
+                "name": name, "description": description, "color": color,
+                "scope": "p" if project else "g",
+                "project_id": self.projects[project].project_id if project else 0,
+                "created": now, "updated": now,
+            }
+            return label_id
+
+    def attach_label(self, repository: str, digest: str, label_id: int) -> None:
+        """Put a label on the artifact ``repository@digest``."""
+        with self.lock:
+            ids = self.artifact_labels.setdefault((repository, digest), [])
+            if label_id not in ids:
+                ids.append(label_id)
+
+    def set_retention(self, project: str, policy: dict[str, Any]) -> int:
+        """Give ``project`` a retention policy (swagger ``RetentionPolicy``, without id/scope)."""
+        with self.lock:
+            p = self.projects[project]
+            rid = self.next_id("retention")
+            rules = [{**r, "id": i + 1} for i, r in enumerate(policy.get("rules") or [])]
+            self.retentions[rid] = {
+                "algorithm": policy.get("algorithm", "or"),
+                "rules": rules,
+                "trigger": policy.get("trigger") or {"kind": "Schedule", "settings": {"cron": ""}, "references": {}},
+                "scope": {"level": "project", "ref": p.project_id},
+            }
+            p.metadata["retention_id"] = str(rid)
+            return rid
+
+    def add_immutable_rule(
+        self, project: str, *, repositories: str = "**", tags: str = "**", disabled: bool = False
+    ) -> int:
+        """An immutable tag rule on ``project`` (doublestar patterns, as the UI creates them)."""
+        with self.lock:
+            p = self.projects[project]
+            rule_id = self.next_id("immutable")
+            rules = self.immutable_rules.setdefault(p.project_id, [])
+            rules.append({
+                "id": rule_id, "priority": 0, "disabled": disabled, "action": "immutable",
+                "template": "immutable_template", "params": {},
+                "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": tags}],
+                "scope_selectors": {
+                    "repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": repositories}]
+                },
+            })
+            return rule_id
+
+    def add_webhook(self, project: str, name: str, address: str, *, event_types: Iterable[str] = ("PUSH_ARTIFACT",),
+                    auth_header: str = "", enabled: bool = True) -> int:
+        """A webhook policy on ``project`` with one http target."""
+        now = time.time()
+        with self.lock:
+            wid = self.next_id("webhook")
+            self.webhooks[wid] = {
+                "name": name, "description": "", "project_id": self.projects[project].project_id,
+                "targets": [{"type": "http", "address": address, "auth_header": auth_header,
+                             "skip_cert_verify": False, "payload_format": "Default"}],
+                "event_types": list(event_types), "creator": "admin", "enabled": enabled,
+                "created": now, "updated": now,
+            }
+            return wid
 
     def project(self, name: str) -> HarborProject:
         with self.lock:
@@ -319,6 +513,8 @@ class HarborServer:
                     name, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
                 except (binascii.Error, UnicodeDecodeError):
                     return Caller(None, session)
+                if name.startswith(ROBOT_PREFIX):
+                    return Caller(None, session, self._robot_login(name, password))
                 user = self.users.get(name)
                 if user is not None and secrets.compare_digest(user.password, password):
                     return Caller(user, session)
@@ -326,6 +522,28 @@ class HarborServer:
             if session is not None and self._sessions[session]:
                 return Caller(self.users.get(self._sessions[session] or ""), session)
             return Caller(None, session)
+
+    def _robot_login(self, name: str, secret: str) -> HarborRobot | None:
+        """Harbor's robot security generator: a wrong secret, a disabled or an expired robot
+        is no identity at all (the request goes on as anonymous)."""
+        robot = next((r for r in self.robots.values() if r.full_name == name), None)
+        if robot is None or not secrets.compare_digest(robot.secret, secret) or robot.disabled:
+            return None
+        if robot.expires_at != -1 and robot.expires_at <= time.time():
+            return None
+        return robot
+
+    def require_access(self, caller: Caller, name_or_id: str, resource: str, action: str, *,
+                       is_name: bool = False) -> HarborProject:
+        """Harbor's RequireProjectAccess: the project must exist and be visible (see
+        :meth:`require_project`) and the caller's role or robot policies allow the action."""
+        project = self.require_project(caller, name_or_id, is_name=is_name)
+        if not caller.allows(project, resource, action) and not (
+            action in ("read", "list") and project.public and resource in ("project", "metadata", "repository",
+                                                                         "label", "immutable-tag")
+        ):
+            raise forbidden() if caller.authenticated else unauthorized()
+        return project
 
     def find_project(self, name_or_id: str, *, is_name: bool = False) -> HarborProject | None:
         with self.lock:
@@ -369,12 +587,21 @@ class HarborServer:
                 resp = token_endpoint(self, request)
             elif path.startswith(API + "/"):
                 resp = await self._api(request, path)
+            elif path.startswith((chartmuseum.API_PREFIX, chartmuseum.REPO_PREFIX)):  # charts (issue 11)
+                resp = await chartmuseum.handle(self, request, path)
             else:
                 resp = HarborError(404, f"path {path} was not found").response()
             status = resp.status
             return resp
         finally:
             self.request_log.append(RequestRecord(request.method, path, request.query_string, status))
+
+    def read_only_refuses(self, request: web.Request, path: str) -> bool:
+        """Harbor's readonly middleware: every write but ``PUT /configurations`` is refused
+        while ``read_only`` is set (the token service is a GET)."""
+        if not self.read_only or request.method not in WRITE_METHODS:
+            return False
+        return not (request.method == "PUT" and path.rstrip("/") == API + "/configurations")
 
     def csrf_violation(self, request: web.Request, caller: Caller) -> bool:
         return (
@@ -388,7 +615,9 @@ class HarborServer:
         try:
             if self.csrf_violation(request, caller):
                 raise HarborError(403, "CSRF token invalid")
-            body = await request.read() if request.method in ("POST", "PUT") else b""
+            if self.read_only_refuses(request, path):
+                raise READ_ONLY
+            body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
             # storage scans run off the loop, so /v2/ streams are not stalled by inventory calls
             resp = await asyncio.to_thread(self._router.dispatch, self, request, path, caller, body)
         except HarborError as e:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.support.harbor.common import HARBOR_VERSION, ts, unauthorized
+from tests.support.harbor.common import ts, unauthorized
 from tests.support.harbor.model import Caller
 from tests.support.harbor.routes import Call, Route
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def systeminfo(srv: HarborServer, caller: Caller) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "auth_mode": "db_auth",
+        "auth_mode": srv.auth_mode,
         "banner_message": "",
         "primary_auth_mode": False,
         "self_registration": False,
@@ -27,15 +27,17 @@ def systeminfo(srv: HarborServer, caller: Caller) -> dict[str, Any]:
             {
                 "current_time": ts(time.time()),
                 "external_url": srv.url,
-                "harbor_version": HARBOR_VERSION,
+                "harbor_version": srv.harbor_version,
                 "has_ca_root": False,
                 "notification_enable": True,
                 "project_creation_restriction": srv.project_creation_restriction,
-                "read_only": False,
+                "read_only": srv.read_only,
                 "registry_storage_provider_name": "filesystem",
                 "registry_url": srv.host,
             }
         )
+        if srv.chartmuseum is not None:  # charts (issue 11): Harbor 2.7's GeneralInfo field
+            info["with_chartmuseum"] = True
     return dict(sorted(info.items()))
 
 

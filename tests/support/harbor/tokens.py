@@ -36,7 +36,7 @@ def grant(srv: HarborServer, caller: Caller, scopes: Iterable[str]) -> list[dict
             project = srv.find_project(name.split("/", 1)[0], is_name=True) if "/" in name else None
             if project is not None:
                 allowed = set()
-                if caller.can_read(project):
+                if caller.can_pull(project):
                     allowed.add("pull")
                 if caller.can_push(project):
                     allowed.add("push")
