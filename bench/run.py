@@ -30,6 +30,7 @@ from typing import Any
 import bench
 from bench import cases
 from bench.cases import Bench, CaseResult
+from bench.export import case_export
 
 RESULTS = bench.ROOT / "bench" / "results"
 DOCS = bench.ROOT / "docs" / "benchmarks.md"
@@ -40,6 +41,7 @@ CASES: dict[str, Callable[..., list[CaseResult]]] = {
     "bulk": cases.case_bulk,
     "small": cases.case_small,
     "scale": cases.case_scale,
+    "export": case_export,
 }
 OPTIONAL = ("inventory",)  # not in the default run: its own seeding alone is long
 MB = 1e6
@@ -278,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bulk": {"projects": projects, "repos": repos, "tags": tags, "copy_loop_noop": args.noop_copy_loop},
         "small": {"repos": s_repos, "tags": s_tags, "with_skopeo": args.small_skopeo},
         "scale": {"projects": projects, "repos": repos, "tags": tags, "reuse_bulk": args.scale_reuse_1x},
+        "export": {"projects": projects, "repos": repos, "tags": tags},
     }
     results: list[CaseResult] = []
     durations: dict[str, float] = {}

@@ -9,6 +9,7 @@ is asked for, which rewrites an index and says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -105,27 +106,36 @@ class BlobTransfers:
         self._first_run: dict[str, bool] = {}  # per store: the ledger knew nothing of it when the run began
 
     async def ensure(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
-        if not isinstance(dst, Mountable):  # local destinations: no sharing to exploit
-            await self._check_or_upload(src, dst, desc, stats)
+        if not isinstance(dst, Mountable):
+            # Local destinations: no ledger, no mounts; but a blob that several images of one layout
+            # need at once is written (and fetched) once, the others find its file.
+            where = getattr(dst, "path", None)
+            async with self._exclusive((f"file:{where}", desc.digest)) if where else contextlib.nullcontext():
+                await self._check_or_upload(src, dst, desc, stats)
             return
         store, name = dst.store_key, dst.name
-        key = (store, desc.digest)
-        while (pending := self._inflight.get(key)) is not None:
-            # Wait for the other transfer without taking on its outcome: if it failed (its source
-            # may be the broken one), this image re-checks and transfers from its own source.
-            await asyncio.wait((pending,))
-        holders = self.ledger.holders(store, desc.digest)
-        if name in holders:
-            stats.blobs_skipped += 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = fut
-        try:
+        async with self._exclusive((store, desc.digest)):
+            holders = self.ledger.holders(store, desc.digest)
+            if name in holders:
+                stats.blobs_skipped += 1
+                return
             if holders:
                 await self._mount(src, dst, desc, sorted(holders)[0], stats)
             else:
                 await self._check_or_upload(src, dst, desc, stats, ask_first=not await self.fresh_repository(dst))
             self.ledger.record(store, desc.digest, name)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """One transfer of a blob to a store at a time: wait for the one in flight, then be it."""
+        while (pending := self._inflight.get(key)) is not None:
+            # Wait for the other transfer without taking on its outcome: if it failed (its source
+            # may be the broken one), this image re-checks and transfers from its own source.
+            await asyncio.wait((pending,))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            yield
             fut.set_result(None)
         except BaseException as e:
             fut.set_exception(e)

@@ -15,6 +15,7 @@ from ferry.errors import FerryError
 from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.plan.model import Job, PlatformFilter
 from ferry.pushorder import PushOrder
+from ferry.refs import ImageRef, PathRef
 
 
 class RunEvents(Events, Protocol):
@@ -109,7 +110,8 @@ class Engine:
             src = self.conns.source(job.source)
             dst = self.conns.destination(job.destination)
             result = await self.copier.copy(
-                src, dst, job.source.reference, job.destination.tag,
+                src, dst, _reference(job.source), _reference(job.destination) if isinstance(job.destination, PathRef)
+                else job.destination.tag,
                 platforms=self.options.platforms, force=self.options.force,
                 before_push=lambda: order.turn(job),
             )
@@ -126,3 +128,8 @@ class Engine:
             self.journal.record_job(job.key, record)
         self.events.job_finished(job, record)
         return record
+
+
+def _reference(ref: ImageRef) -> str:
+    """The tag or digest a job names on one side; a layout entry's name ("" = the layout's only image)."""
+    return ref.name or "" if isinstance(ref, PathRef) else ref.reference

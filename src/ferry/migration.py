@@ -101,6 +101,7 @@ class ProjectAction(StrEnum):
     CREATED = "created"
     WOULD_CREATE = "would create"
     EXISTS = "exists"
+    EXPORT = "export"  # into an export directory (ferry export): nothing to create
 
 
 @dataclass(slots=True)
@@ -111,6 +112,7 @@ class ProjectOutcome:
     storage_limit: int | None
     action: ProjectAction
     differences: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)  # Harbor project settings to create it with
 
 
 @dataclass(slots=True)
@@ -194,7 +196,15 @@ class MigrationOutcome:
         }
 
 
+def connections_for(options: MigrationOptions, access: dict[str, Access]) -> Connections:
+    """The HTTP pool of a run, sized for the engine's blob transfers."""
+    return Connections(AccessMap(entries=access), connections=max(16, options.engine.blob_concurrency * 2))
+
+
 class Migration:
+    src_user: User | None = None  # set when the source is recognised
+    configuration: Configuration | None = None  # the configuration plan, when configuration moves
+
     def __init__(self, options: MigrationOptions, *, journal: Journal | None = None,
                  events: RunEvents | None = None) -> None:
         self.options = options
@@ -204,15 +214,15 @@ class Migration:
             raise UsageError("source and destination are the same registry")
         src_access = options.source.access(self.src)
         dst_access = options.destination.access(self.dst)
-        self.conns = Connections(AccessMap(entries={self.src.host: src_access, self.dst.host: dst_access}),
-                                 connections=max(16, options.engine.blob_concurrency * 2))
+        self.conns = connections_for(options, {self.src.host: src_access, self.dst.host: dst_access})
         self.src_api = HarborAPI(self.conns.client(self.src.host).http)
         self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
         self.journal = journal
+        self.unchanged: list[Expected] | None = None  # issue 12: set by an incremental inventory
+        self.to_prune: list[Deletion] | None = None
         self.events = events
         # read before anything else: a malformed file is bad input, refused before a request is sent
         self.robot_secrets = load_robot_secrets(options.config.robot_secrets) if options.config.robot_secrets else {}
-        self.configuration: Configuration | None = None
         self.src_charts, self.dst_charts = ChartMuseumAPI(self.src_api), ChartMuseumAPI(self.dst_api)
 
     async def close(self) -> None:
@@ -232,40 +242,57 @@ class Migration:
 
     async def prepare(self) -> MigrationOutcome:
         """Recognise both ends, check credentials, inventory the source, plan the projects."""
+        src_harbor = await self._recognise_source()
+        dst_harbor, dst_user = await self._recognise_destination()
+        before = self.conns.stats.requests
+        plan = await self._inventory(src_harbor, dst_harbor)
+        outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
+                                   inventory_requests=self.conns.stats.requests - before,
+                                   unchanged=self.unchanged, to_prune=self.to_prune)  # issue 12
+        outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
+        if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only:
+            await self._plan_configuration(outcome, self.src_user, dst_user)
+        # -- charts (issue 11)
+        if src_harbor and self.options.charts:
+            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
+                                               [p.name for p in plan.projects], self.options.selection,
+                                               self.options.charts_as, self.dst.host)
+        # -- end charts
+        return outcome
+
+    # The steps of ``prepare`` that an export (destination: a directory) and an import (source: a
+    # directory) replace: ``ferry.airgap``.
+
+    async def _recognise_source(self) -> bool:
         src_harbor, src_user = await self._recognise(self.src_api, "source")
+        self.src_user = src_user
         if src_harbor and not (src_user and src_user.sysadmin):
             who = f"user {src_user.username!r}" if src_user else "an anonymous caller"
             log.warning("source Harbor %s: %s is not a Harbor administrator: private projects it is not a member of "
                         "are invisible to it and are not migrated, and project quotas cannot be read",
                         self.src.host, who)
-        dst_harbor, dst_user = await self._recognise(self.dst_api, "destination")
-        before = self.src_api.http.stats.requests
+        return src_harbor
+
+    async def _recognise_destination(self) -> tuple[bool, User | None]:
+        return await self._recognise(self.dst_api, "destination")
+
+    async def _inventory(self, src_harbor: bool, dst_harbor: bool) -> MigrationPlan:
         sel = self.options.selection
-        unchanged: list[Expected] | None = None
-        to_prune: list[Deletion] | None = None
+        # --- live migration (issue 12) ---
         if self.options.prune and not (src_harbor and dst_harbor and self.incremental):
             raise UsageError("--prune needs a Harbor on both sides and compares listings (not with --force)",
                              hint="drop --prune")
         if src_harbor and dst_harbor and self.incremental:
-            plan, unchanged, to_prune = await self._incremental_plan()
-        elif src_harbor:
-            plan = await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
-        else:
-            plan = await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel,
-                                           top_level_project="library" if dst_harbor else None)
-        outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
-                                   inventory_requests=self.src_api.http.stats.requests - before,
-                                   unchanged=unchanged, to_prune=to_prune)
-        outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
-        if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only:
-            await self._plan_configuration(outcome, src_user, dst_user)
-        # -- charts (issue 11)
-        if src_harbor and self.options.charts:
-            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
-                                               [p.name for p in plan.projects], sel, self.options.charts_as,
-                                               self.dst.host)
-        # -- end charts
-        return outcome
+            plan, self.unchanged, self.to_prune = await self._incremental_plan()
+            return plan
+        # --- end live migration ---
+        if src_harbor:
+            return await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
+        return await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel,
+                                       top_level_project="library" if dst_harbor else None)
+
+    async def _source_limits(self) -> dict[str, int]:
+        return await storage_limits(self.src_api)
 
     # -- configuration (issue 10): planned here, applied around the copy ---------------------
 
@@ -322,13 +349,14 @@ class Migration:
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
         sel = self.options.selection
-        src_limits = await storage_limits(self.src_api) if src_harbor and dst_harbor else {}
+        src_limits = await self._source_limits() if src_harbor and dst_harbor else {}
         dst_limits = await storage_limits(self.dst_api) if dst_harbor else {}
 
         async def plan(p: Project) -> ProjectOutcome:
             limit = src_limits.get(p.name)
             destination = sel.project_map.get(p.name, p.name)
-            po = ProjectOutcome(p.name, destination, p.public, limit, ProjectAction.PLAIN_REGISTRY)
+            po = ProjectOutcome(p.name, destination, p.public, limit, ProjectAction.PLAIN_REGISTRY,
+                                metadata=dict(p.metadata))
             if not dst_harbor:
                 return po
             existing = await get_project(self.dst_api, po.destination)
@@ -360,7 +388,7 @@ class Migration:
         for po in outcome.projects:
             if po.action is ProjectAction.CREATE:
                 created = await create_project(self.dst_api, po.destination, public=po.public,
-                                               storage_limit=po.storage_limit)
+                                               storage_limit=po.storage_limit, metadata=po.metadata)
                 po.action = ProjectAction.CREATED if created else ProjectAction.EXISTS
 
     async def dry_run(self, outcome: MigrationOutcome) -> None:

@@ -9,6 +9,7 @@ from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.errors import FerryError
 from ferry.plan.inventory import Expected
+from ferry.refs import RegistryRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,9 @@ class Mismatch:
 async def verify(conns: Connections, expected: list[Expected], concurrency: int = 16) -> list[Mismatch]:
     async def check(e: Expected) -> Mismatch | None:
         try:
-            want = e.digest or await conns.repository(e.source).has_manifest(e.source.reference)
+            want = e.digest
+            if want is None and isinstance(e.source, RegistryRef):
+                want = await conns.repository(e.source).has_manifest(e.source.reference)
             have = await conns.repository(e.destination).has_manifest(e.destination.reference)
         except FerryError as err:
             return Mismatch(str(e.source), str(e.destination), e.digest, None, e.project, str(err))

@@ -19,7 +19,7 @@ def _register(wanted: str | None) -> None:
     ones, always imported): they would add about 0.3 s of imports to every start."""
     if wanted is not None and wanted in _command_names():
         return
-    for optional in ("ferry.cli.sync", "ferry.cli.migrate", "ferry.cli.signing"):
+    for optional in ("ferry.cli.sync", "ferry.cli.migrate", "ferry.cli.signing", "ferry.cli.airgap"):
         try:
             __import__(optional)
         except ModuleNotFoundError as e:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -21,6 +21,8 @@ from ferry.errors import RunFailedError, UsageError
 from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
+from ferry.plan.model import Job
+from ferry.refs import RegistryRef
 from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
 from ferry.watch import watch
 
@@ -154,6 +156,11 @@ def _print_mismatches(console: Console, outcome: MigrationOutcome, limit: int = 
         console.print(f"… and {len(outcome.mismatches) - limit} more (see --report)")
 
 
+def _registry_side(job: Job) -> RegistryRef:
+    """The source, or for an import (whose source is a layout entry) the destination."""
+    return job.source if isinstance(job.source, RegistryRef) else cast(RegistryRef, job.destination)
+
+
 def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
     plan = outcome.plan
     table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
@@ -172,7 +179,8 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
         for d in po.differences:
             console.print(f"project {po.destination}: {d}")
         for repo in plan.repositories.get(po.name, []):
-            tags = [j.source.tag or j.source.digest for j in plan.images if j.source.repository == repo]
+            tags = [_registry_side(j).tag or _registry_side(j).digest for j in plan.images
+                    if _registry_side(j).repository == repo]
             console.print(f"  {repo}: {', '.join(str(t) for t in tags[:20])}{' …' if len(tags) > 20 else ''}",
                           highlight=False)
     total = len(plan.expected)
@@ -224,12 +232,13 @@ def _print_configuration(console: Console, outcome: MigrationOutcome, title: str
         print_config_details(console, outcome.configuration)
 
 
-async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None,
-               quiet: bool) -> MigrationOutcome:
+async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool,
+               kind: type[Migration] = Migration) -> MigrationOutcome:
+    """One run of ``kind`` (a Migration, or ``ferry.airgap``'s Export or Import)."""
     console = stderr_console()
     journal = None if options.dry_run or options.verify_only else Journal(journal_path or default_path())
     total_events = make_events(0, quiet=quiet, console=console)
-    migration = Migration(options, journal=journal, events=total_events)
+    migration = kind(options, journal=journal, events=total_events)
     try:
         outcome = await migration.prepare()
         if not options.verify_only:
@@ -351,8 +360,9 @@ def migrate(
 
 @app.command("verify")
 def verify_cmd(
-    src_url: str = typer.Argument(..., metavar="SRC_URL", help="https://host[:port] or http://host[:port]"),
-    dst_url: str = typer.Argument(..., metavar="DST_URL", help="https://host[:port] or http://host[:port]"),
+    src_url: str = typer.Argument(..., metavar="SRC_URL|DIR", help="https://host[:port] or http://host[:port]; "
+                                  "alone: an export directory (ferry export) to check offline"),
+    dst_url: str | None = typer.Argument(None, metavar="DST_URL", help="https://host[:port] or http://host[:port]"),
     src_creds: p.SrcCreds = None,
     dest_creds: p.DestCreds = None,
     src_tls_verify: p.SrcTlsVerify = "true",
@@ -372,7 +382,13 @@ def verify_cmd(
     no_charts: NoCharts = False,
     charts_as: ChartsAs = None,
 ) -> None:
-    """Check that every selected source tag, digest and chart version is at the destination, unchanged."""
+    """Check that every selected source tag, digest and chart version is at the destination, unchanged;
+    with one directory, rehash an export offline and check that every reference in it resolves."""
+    if dst_url is None:
+        from ferry.cli.airgap import verify_export
+
+        verify_export(src_url, report=report, quiet=quiet)
+        return
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as)

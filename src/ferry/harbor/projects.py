@@ -8,6 +8,9 @@ from typing import Any
 from ferry.errors import AuthError, NotFoundError, ProtocolError
 from ferry.harbor.client import HarborAPI, project_path
 
+#: Project metadata Harbor sets itself: never sent when creating a project.
+READ_ONLY_METADATA = frozenset({"retention_id"})
+
 
 @dataclass(frozen=True, slots=True)
 class Project:
@@ -53,9 +56,13 @@ async def storage_limits(api: HarborAPI) -> dict[str, int]:
     return limits
 
 
-async def create_project(api: HarborAPI, name: str, *, public: bool, storage_limit: int | None) -> bool:
-    """Create a project; False when it already exists (409)."""
-    body: dict[str, Any] = {"project_name": name, "metadata": {"public": "true" if public else "false"}}
+async def create_project(api: HarborAPI, name: str, *, public: bool, storage_limit: int | None,
+                         metadata: dict[str, str] | None = None) -> bool:
+    """Create a project (with the settings of ``metadata``, Harbor's ``ProjectMetadata`` strings);
+    False when it already exists (409)."""
+    settings = {k: v for k, v in (metadata or {}).items() if k not in READ_ONLY_METADATA}
+    body: dict[str, Any] = {"project_name": name,
+                            "metadata": {**settings, "public": "true" if public else "false"}}
     if storage_limit is not None:
         body["storage_limit"] = storage_limit
     status = await api.send("POST", "/projects", body, ok=(201,), allow=(409,),

@@ -13,7 +13,7 @@ from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
-from ferry.refs import RegistryRef
+from ferry.refs import ImageRef, RegistryRef
 from ferry.transports.registry import RegistryClient
 
 
@@ -62,7 +62,7 @@ def parse_maps(values: Iterable[str]) -> dict[str, str]:
 class Expected:
     """One thing verification checks: the destination ref must hold this digest."""
 
-    source: RegistryRef
+    source: ImageRef
     destination: RegistryRef
     digest: str | None  # None: read it from the source at verification time
     project: str
@@ -76,6 +76,7 @@ class MigrationPlan:
     expected: list[Expected] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # artifact digest → size (Harbor sources)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
+    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor sources
     source_is_harbor: bool = False
     pushed: dict[str, str] = field(default_factory=dict)  # job key → source push time (Harbor sources)
 
@@ -171,6 +172,7 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
     for project, repos in listing.repositories.items():
         for repo in repos:
             for art in listing.artifacts[repo]:
+                plan.artifacts[(repo, art.digest)] = art
                 _plan_artifact(plan, sel, project, art, client.registry, dst_reg, tag_maps.get(repo, {}))
     plan.in_push_order()
     return plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ferry.refs import RegistryRef
+from ferry.refs import ImageRef, RegistryRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +38,11 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """Copy one image: the source (tag or digest) to the destination (tag, or digest when untagged)."""
+    """Copy one image: the source (tag or digest) to the destination (tag, or digest when untagged).
+    Either side may be an ``oci:`` layout entry (``PathRef``): its name is the tag or the digest."""
 
-    source: RegistryRef
-    destination: RegistryRef
+    source: ImageRef
+    destination: ImageRef
     origin: str = ""
 
     @property

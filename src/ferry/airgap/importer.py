@@ -1,0 +1,76 @@
+"""``ferry import``: a migration whose source is an export directory (``ferry export``).
+
+The plan comes from ``ferry-export.json`` instead of an inventory; projects are created with the
+settings the description gives, images are read from the layout by digest (each blob digest-checked as
+it streams, so a blob damaged on disk fails its image, named, and nothing of it is tagged) and pushed
+as ``migrate`` pushes them; accessories after the images; then every tag is verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ferry.airgap.description import Description, Image, read_description
+from ferry.configuration import ConfigOptions
+from ferry.engine import RunEvents
+from ferry.harbor.client import HarborAPI
+from ferry.harbor.projects import Project
+from ferry.journal import Journal
+from ferry.migration import Endpoint, Migration, MigrationOptions, connections_for
+from ferry.plan.inventory import Expected, MigrationPlan
+from ferry.plan.model import Job
+from ferry.refs import PathRef, RegistryRef
+
+TOP_LEVEL_PROJECT = "library"  # where a plain registry's ``alpine`` goes in a Harbor (as ``migrate`` does)
+
+
+class Import(Migration):
+    """``options.source.url`` is the export directory."""
+
+    def __init__(self, options: MigrationOptions, *, journal: Journal | None = None,
+                 events: RunEvents | None = None) -> None:
+        # an export carries no configuration or charts yet: nothing of theirs to replay
+        self.options = replace(options, charts=False, config=ConfigOptions(enabled=False))
+        self.directory = options.source.url
+        self.description: Description = read_description(self.directory)
+        self.src = Endpoint(f"oci:{self.directory}", plain_http=False)
+        self.dst = Endpoint.parse(options.destination.url, "destination")
+        self.conns = connections_for(options, {self.dst.host: options.destination.access(self.dst)})
+        self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
+        self.journal = journal
+        self.events = events
+
+    async def _recognise_source(self) -> bool:
+        return self.description.source.kind == "harbor"
+
+    async def _source_limits(self) -> dict[str, int]:
+        return {p.name: p.storage_limit for p in self.description.projects if p.storage_limit is not None}
+
+    async def _inventory(self, src_harbor: bool, dst_harbor: bool) -> MigrationPlan:
+        sel = self.options.selection
+        projects = {p.name: Project(p.name, 0, p.public, dict(p.metadata)) for p in self.description.projects}
+        plan = MigrationPlan(projects=[], source_is_harbor=src_harbor)
+        for image in self.description.images:
+            project, repo = _placed(image, dst_harbor)
+            if project not in projects:  # a plain registry's top-level repository
+                projects[project] = Project(project, 0, False)
+            dst = RegistryRef(self.dst.host, sel.dest_repository(repo))
+            dst = dst.with_tag(image.tag) if image.tag else dst.with_digest(image.digest)
+            job = Job(PathRef("oci", self.directory, image.digest), dst, origin=project)
+            (plan.accessories if image.accessory else plan.images).append(job)
+            plan.expected.append(Expected(PathRef("oci", self.directory, image.ref_name), dst, image.digest, project))
+            if dst.repository not in plan.repositories.setdefault(project, []):
+                plan.repositories[project].append(dst.repository)  # as the destination names it
+        for p in self.description.projects:
+            for r in p.repositories:
+                plan.sizes.update({a.digest: a.size for a in r.artifacts if a.size is not None})
+        # A Harbor's empty projects are created too (as migrate does); a registry's "projects" are path prefixes.
+        plan.projects = [p for name, p in projects.items() if name in plan.repositories or src_harbor]
+        return plan
+
+
+def _placed(image: Image, dst_harbor: bool) -> tuple[str, str]:
+    """The project and full repository name an image lands in (before --map)."""
+    if "/" in image.repository or not dst_harbor:
+        return image.project, image.repository
+    return TOP_LEVEL_PROJECT, f"{TOP_LEVEL_PROJECT}/{image.repository}"
