@@ -202,6 +202,10 @@ def connections_for(options: MigrationOptions, access: dict[str, Access]) -> Con
 
 
 class Migration:
+    # issue 12: set by an incremental inventory (class defaults: ferry.airgap's subclasses have their own __init__)
+    unchanged: list[Expected] | None = None
+    to_prune: list[Deletion] | None = None
+
     src_user: User | None = None  # set when the source is recognised
     configuration: Configuration | None = None  # the configuration plan, when configuration moves
 
@@ -218,8 +222,6 @@ class Migration:
         self.src_api = HarborAPI(self.conns.client(self.src.host).http)
         self.dst_api = HarborAPI(self.conns.client(self.dst.host).http)
         self.journal = journal
-        self.unchanged: list[Expected] | None = None  # issue 12: set by an incremental inventory
-        self.to_prune: list[Deletion] | None = None
         self.events = events
         # read before anything else: a malformed file is bad input, refused before a request is sent
         self.robot_secrets = load_robot_secrets(options.config.robot_secrets) if options.config.robot_secrets else {}

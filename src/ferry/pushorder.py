@@ -12,6 +12,15 @@ import asyncio
 from collections.abc import Sequence
 
 from ferry.plan.model import Job
+from ferry.refs import RegistryRef
+
+
+def _repository(job: Job) -> str:
+    """The destination repository; a local destination (a directory, an archive) is its own."""
+    dst = job.destination
+    if isinstance(dst, RegistryRef):
+        return f"{dst.registry}/{dst.repository}"
+    return str(dst)
 
 
 class PushOrder:
@@ -20,7 +29,7 @@ class PushOrder:
         self._before: dict[str, str] = {}
         last: dict[str, str] = {}
         for job in jobs:
-            repo = f"{job.destination.registry}/{job.destination.repository}"
+            repo = _repository(job)
             if repo in last:
                 self._before[job.key] = last[repo]
             last[repo] = job.key
