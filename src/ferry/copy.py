@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -286,6 +286,7 @@ class ImageCopier:
         platforms: PlatformFilter | None = None,
         force: bool = False,
         root: Manifest | None = None,
+        before_push: Callable[[], Awaitable[None]] | None = None,
     ) -> CopyResult:
         """Copy the image ``reference`` names; tag it ``dst_tag`` (or store it by digest when None)."""
         probed = False
@@ -312,6 +313,8 @@ class ImageCopier:
                 return CopyResult(root.digest, source_digest, skipped=True, rewritten=rewritten)
         stats = CopyStats()
         await self._copy_tree(src, dst, root, stats)
+        if before_push is not None:  # the push order of a repository (ferry.pushorder)
+            await before_push()
         await self._push(src, dst, root, target, stats)
         await dst.commit()
         return CopyResult(root.digest, source_digest, skipped=False, stats=stats, rewritten=rewritten)

@@ -14,6 +14,7 @@ from ferry.copy import BlobTransfers, Events, ImageCopier, NoEvents
 from ferry.errors import FerryError
 from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.plan.model import Job, PlatformFilter
+from ferry.pushorder import PushOrder
 from ferry.refs import ImageRef, PathRef
 
 
@@ -82,10 +83,15 @@ class Engine:
             if not pending:
                 break
 
-            async def one(job: Job, round_no: int = round_no) -> None:
+            order = PushOrder(pending)  # tasks take the gate in list order, so a turn never waits on one queued
+
+            async def one(job: Job, round_no: int = round_no, order: PushOrder = order) -> None:
                 async with gate:
                     attempts[job.key] = round_no
-                    results[job.key] = await self._run_job(job, round_no)
+                    try:
+                        results[job.key] = await self._run_job(job, round_no, order)
+                    finally:
+                        order.finished(job)
 
             await asyncio.gather(*(one(j) for j in pending))
             pending = [j for j in pending if results[j.key].status is JobStatus.FAILED]
@@ -96,7 +102,7 @@ class Engine:
             http_retries=stats.retries - retries0,
         )
 
-    async def _run_job(self, job: Job, retries: int) -> JobRecord:
+    async def _run_job(self, job: Job, retries: int, order: PushOrder) -> JobRecord:
         self.events.job_started(job)
         started = time.perf_counter()
         record = JobRecord(str(job.source), str(job.destination), JobStatus.FAILED, retries=retries)
@@ -107,6 +113,7 @@ class Engine:
                 src, dst, _reference(job.source), _reference(job.destination) if isinstance(job.destination, PathRef)
                 else job.destination.tag,
                 platforms=self.options.platforms, force=self.options.force,
+                before_push=lambda: order.turn(job),
             )
             record.status = JobStatus.SKIPPED if result.skipped else JobStatus.COPIED
             record.digest = result.digest

@@ -29,8 +29,18 @@ from ferry.harbor.projects import Project, create_project, get_project, storage_
 from ferry.harbor.resource import Context
 from ferry.harbor.secrets import SecretSink, load_robot_secrets
 from ferry.journal import Journal
-from ferry.plan.inventory import MigrationPlan, Selection, catalog_inventory, harbor_inventory
+from ferry.plan import diff
+from ferry.plan.inventory import (
+    Expected,
+    MigrationPlan,
+    Selection,
+    catalog_inventory,
+    harbor_inventory,
+    harbor_listing,
+    plan_listing,
+)
 from ferry.plan.shard import Shard, runs_whole_project_work, select_plan
+from ferry.prune import Deletion, deletions, prune
 from ferry.verify import Mismatch, verify
 
 log = logging.getLogger(__name__)
@@ -82,6 +92,7 @@ class MigrationOptions:
     charts: bool = True  # charts (issue 11): --no-charts
     charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
     shard: Shard | None = None  # this run's share of the repositories (plan/shard.py)
+    prune: bool = False  # issue 12: delete at the destination what the source no longer has
 
 
 class ProjectAction(StrEnum):
@@ -121,13 +132,28 @@ class MigrationOutcome:
     configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
     charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
     shard: Shard | None = None
+    # --- live migration (issue 12) ---
+    unchanged: list[Expected] | None = None  # Harbor to Harbor: in place by the listings, not copied
+    to_prune: list[Deletion] | None = None  # --prune: what the source no longer has
+    prune_errors: dict[str, str] = field(default_factory=dict)  # deletion → why it failed
+    pruned: int = 0
+
+    @property
+    def to_verify(self) -> list[Expected]:
+        """What verification asks the destination registry about: the unchanged refs were seen in
+        its listing already."""
+        if self.unchanged is None:
+            return self.plan.expected
+        held = {id(e) for e in self.unchanged}
+        return [e for e in self.plan.expected if id(e) not in held]
+    # --- end live migration ---
 
     @property
     def ok(self) -> bool:
         failed = bool(self.run and self.run.failed)
         charts_bad = bool(self.charts and (self.charts.failed or self.charts.mismatches))
         return (not failed and not self.mismatches and not charts_bad
-                and not any(e.failed for e in self.configuration or []))
+                and not any(e.failed for e in self.configuration or []) and not self.prune_errors)
 
     def configuration_json(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
         """The report's configuration section: destination project (or "(system)") → kind → objects."""
@@ -152,6 +178,12 @@ class MigrationOutcome:
             ],
             **({"configuration": self.configuration_json()} if self.configuration is not None else {}),
             "summary": summary_dict(self.run) if self.run else None,
+            **({"incremental": {"unchanged": len(self.unchanged),
+                                "push_order": "source push time, oldest first, per repository",
+                                "pull_times": "start afresh at the destination"}}
+               if self.unchanged is not None else {}),
+            **({"prune": {"planned": [str(d) for d in self.to_prune], "deleted": self.pruned,
+                          "failed": self.prune_errors}} if self.to_prune is not None else {}),
             **({"dry_run": {"in_place": self.in_place, "to_copy": [
                 {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
             ]}} if self.in_place is not None else {}),
@@ -174,6 +206,10 @@ def connections_for(options: MigrationOptions, access: dict[str, Access]) -> Con
 
 
 class Migration:
+    # issue 12: set by an incremental inventory (class defaults: ferry.airgap's subclasses have their own __init__)
+    unchanged: list[Expected] | None = None
+    to_prune: list[Deletion] | None = None
+
     src_user: User | None = None  # set when the source is recognised
     configuration: Configuration | None = None  # the configuration plan, when configuration moves
 
@@ -184,6 +220,9 @@ class Migration:
         self.dst = Endpoint.parse(options.destination.url, "destination")
         if self.src == self.dst:
             raise UsageError("source and destination are the same registry")
+        if options.prune and options.shard is not None:
+            raise UsageError("--prune needs the whole source inventory, not one shard's",
+                             hint="run the shards without --prune, then one ferry migrate --prune")
         src_access = options.source.access(self.src)
         dst_access = options.destination.access(self.dst)
         self.conns = connections_for(options, {self.src.host: src_access, self.dst.host: dst_access})
@@ -217,7 +256,8 @@ class Migration:
         before = self.conns.stats.requests
         plan = select_plan(await self._inventory(src_harbor, dst_harbor), self.options.shard)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
-                                   inventory_requests=self.conns.stats.requests - before, shard=self.options.shard)
+                                   inventory_requests=self.conns.stats.requests - before, shard=self.options.shard,
+                                   unchanged=self.unchanged, to_prune=self.to_prune)  # issue 12
         outcome.projects = await self._plan_projects(plan.projects, src_harbor, dst_harbor, dst_user)
         whole = runs_whole_project_work(self.options.shard)
         if src_harbor and dst_harbor and self.options.config.enabled and not self.options.verify_only and whole:
@@ -248,6 +288,14 @@ class Migration:
 
     async def _inventory(self, src_harbor: bool, dst_harbor: bool) -> MigrationPlan:
         sel = self.options.selection
+        # --- live migration (issue 12) ---
+        if self.options.prune and not (src_harbor and dst_harbor and self.incremental):
+            raise UsageError("--prune needs a Harbor on both sides and compares listings (not with --force)",
+                             hint="drop --prune")
+        if src_harbor and dst_harbor and self.incremental:
+            plan, self.unchanged, self.to_prune = await self._incremental_plan()
+            return plan
+        # --- end live migration ---
         if src_harbor:
             return await harbor_inventory(self.src_api, self.conns.client(self.src.host), self.dst.host, sel)
         return await catalog_inventory(self.conns.client(self.src.host), self.dst.host, sel,
@@ -284,6 +332,29 @@ class Migration:
             return
         done = [] if phase == BEFORE or outcome.configuration is None else outcome.configuration
         outcome.configuration = done + await self.configuration.apply(phase)
+    # --- live migration (issue 12) ---
+    @property
+    def incremental(self) -> bool:
+        """Compare the two Harbors' listings instead of asking each tag: not for --force (which
+        copies again), a platform filter (digests change) or ``ferry verify`` (which reads the registry)."""
+        opts = self.options
+        return not (opts.engine.force or opts.engine.platforms.active or opts.verify_only)
+
+    async def _incremental_plan(self) -> tuple[MigrationPlan, list[Expected], list[Deletion] | None]:
+        sel = self.options.selection
+        listing = await harbor_listing(self.src_api, sel)
+        state = await diff.destination_state(self.dst_api, listing, sel)
+        plan = await plan_listing(listing, self.conns.client(self.src.host), self.dst.host, sel,
+                                  accessories_known=lambda repo, digests: state.accessories_known(repo, digests, sel))
+        in_place = diff.apply(plan, state).in_place
+        return plan, in_place, deletions(plan, listing, state, sel) if self.options.prune else None
+
+    async def prune(self, outcome: MigrationOutcome) -> None:
+        """After the copy: delete what the source no longer has (``--prune``)."""
+        if outcome.to_prune:
+            outcome.prune_errors = await prune(self.dst_api, outcome.to_prune)
+            outcome.pruned = len(outcome.to_prune) - len(outcome.prune_errors)
+    # --- end live migration ---
 
     async def _plan_projects(self, projects: list[Project], src_harbor: bool, dst_harbor: bool,
                              user: User | None) -> list[ProjectOutcome]:
@@ -335,7 +406,7 @@ class Migration:
         for po in outcome.projects:
             if po.action is ProjectAction.CREATE:
                 po.action = ProjectAction.WOULD_CREATE
-        mismatches = await verify(self.conns, outcome.plan.expected)
+        mismatches = await verify(self.conns, outcome.to_verify)
         outcome.in_place = len(outcome.plan.expected) - len(mismatches)
         outcome.mismatches = mismatches
         if outcome.charts is not None:  # charts (issue 11)
@@ -355,7 +426,7 @@ class Migration:
             await self._charts(outcome.charts).run()
 
     async def verify(self, outcome: MigrationOutcome) -> None:
-        outcome.mismatches = await verify(self.conns, outcome.plan.expected)
+        outcome.mismatches = await verify(self.conns, outcome.to_verify)
         if outcome.charts is not None:  # charts (issue 11)
             await self._charts(outcome.charts).verify()
 

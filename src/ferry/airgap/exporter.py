@@ -133,7 +133,7 @@ class Export(Migration):
                         acc = of_subject.get(image.digest)
                         art = artifacts[image.digest] = d.Artifact(
                             digest=image.digest, media_type=image.media_type, size=known.size if known else None,
-                            push_time=known.push_time if known else None,
+                            push_time=(known.push_time or None) if known else None,
                             subject=acc.subject_digest if acc else None, accessory_type=acc.type if acc else None)
                     if image.tag:
                         art.tags.append(image.tag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, cast
 
 import typer
@@ -24,6 +25,7 @@ from ferry.plan.model import Job
 from ferry.plan.shard import journal_name, parse_shard
 from ferry.refs import RegistryRef
 from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
+from ferry.watch import watch
 
 # -- configuration options (issue 10) ---------------------------------------------------------
 NoConfig = Annotated[bool, typer.Option("--no-config", help="Copy images only, no configuration.")]
@@ -188,6 +190,43 @@ def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
                   f"{total - (outcome.in_place or 0)} to copy")
 
 
+# --- live migration (issue 12) ---
+def _print_prune(console: Console, outcome: MigrationOutcome, *, dry_run: bool, limit: int = 50) -> None:
+    if outcome.to_prune is None:
+        return
+    for d in outcome.to_prune[:limit]:
+        why = outcome.prune_errors.get(str(d))
+        verb = "would delete" if dry_run else ("[red]not deleted[/red]" if why else "deleted")
+        console.print(f"{verb} {d}" + (f": {why}" if why else ""), highlight=False, soft_wrap=True)
+    if len(outcome.to_prune) > limit:
+        console.print(f"… and {len(outcome.to_prune) - limit} more (see --report)")
+    n = len(outcome.to_prune)
+    console.print(f"prune: {n} to delete at the destination" if dry_run
+                  else f"pruned {outcome.pruned} of {n} tags and artifacts the source no longer has")
+# --- end live migration ---
+
+
+def _round_line(outcome: MigrationOutcome) -> str:
+    """One line per --watch round."""
+    run = outcome.run
+    parts = [f"{run.count('copied') if run else 0} copied", f"{len(run.failed) if run else 0} failed",
+             f"{len(outcome.unchanged or [])} unchanged", f"{len(outcome.mismatches)} not verified"]
+    if outcome.to_prune is not None:
+        parts.append(f"{outcome.pruned} pruned")
+    return ", ".join(parts)
+
+
+async def _watch(options: MigrationOptions, seconds: float, *, journal_path: str | None, report: str | None) -> None:
+    async def one_round(_n: int) -> str:
+        try:
+            outcome = await _run(options, journal_path=journal_path, report=report, quiet=True)
+        except RunFailedError as e:
+            return str(e)
+        return _round_line(outcome)
+
+    await watch(one_round, seconds)
+
+
 def _print_configuration(console: Console, outcome: MigrationOutcome, title: str) -> None:
     if outcome.configuration is not None:
         if outcome.configuration:
@@ -196,7 +235,7 @@ def _print_configuration(console: Console, outcome: MigrationOutcome, title: str
 
 
 async def _run(options: MigrationOptions, *, journal_path: str | None, report: str | None, quiet: bool,
-               kind: type[Migration] = Migration) -> None:
+               kind: type[Migration] = Migration) -> MigrationOutcome:
     """One run of ``kind`` (a Migration, or ``ferry.airgap``'s Export or Import)."""
     console = stderr_console()
     journal = None if options.dry_run or options.verify_only else \
@@ -213,9 +252,10 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             _print_plan(Console(), outcome)
             _print_configuration(Console(), outcome, "configuration plan (dry run, nothing written)")
             _print_charts(Console(), outcome, plan=True)
+            _print_prune(Console(), outcome, dry_run=True)  # issue 12
             if report:
                 write_report(report, outcome.to_json())
-            return
+            return outcome
         if options.verify_only:
             await migration.verify(outcome)
         else:
@@ -230,6 +270,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 with events:
                     await migration.copy(outcome)
                 await migration.verify(outcome)
+                await migration.prune(outcome)  # issue 12: --prune, after the copy
             await migration.configure(outcome, AFTER)
             if journal is not None:
                 journal.finish_run()
@@ -242,6 +283,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
                 console.print(summary_table(outcome.run))
                 print_failures(console, outcome.run)
             _print_mismatches(console, outcome)
+            _print_prune(console, outcome, dry_run=False)  # issue 12
             _print_charts(console, outcome, plan=False)
             if options.images:
                 checked = len(outcome.plan.expected)
@@ -254,8 +296,10 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
             charts = (f", {len(outcome.charts.failed)} chart version(s) failed, {len(outcome.charts.mismatches)} "
                       "not verified") if outcome.charts else ""
             raise RunFailedError(f"{failed} image(s) failed, {len(outcome.mismatches)} not verified{charts}"
+                                 + (f", {len(outcome.prune_errors)} not pruned" if outcome.prune_errors else "")
                                  + (f", {refused} configuration object(s) not migrated" if refused else "")
                                  + (f" (report: {report})" if report else ""))
+        return outcome
     finally:
         await migration.close()
         if journal is not None:
@@ -298,6 +342,11 @@ def migrate(
     no_charts: NoCharts = False,
     charts_as: ChartsAs = None,
     shard: p.Shard = None,
+    prune: bool = typer.Option(False, "--prune", help="Delete at the destination the selected tags and artifacts "
+                               "the source no longer has (Harbor on both sides)."),
+    watch_seconds: float | None = typer.Option(None, "--watch", metavar="SECONDS", min=0.1,
+                                               help="Repeat the incremental migration every SECONDS until "
+                                               "SIGINT/SIGTERM (exit 0); one line per round."),
 ) -> None:
     """Migrate every project, repository, tag, signature and Helm chart, and the projects' configuration
     (members, robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
@@ -307,6 +356,10 @@ def migrate(
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only,
                        charts=not no_charts, charts_as=charts_as, shard=shard)
+    options = replace(options, prune=prune)
+    if watch_seconds is not None and not dry_run:
+        run_async(_watch(options, watch_seconds, journal_path=journal, report=report))
+        return
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet))
 
 

@@ -24,7 +24,14 @@ class Artifact:
     tags: tuple[str, ...]
     accessories: tuple[Accessory, ...] = ()
     references: tuple[str, ...] = ()  # child digests of an index
-    push_time: str | None = None  # as Harbor gives it (RFC 3339)
+    push_time: str = ""  # Harbor's ISO time (UTC, ``Z``): sorts as text
+    tag_push_times: tuple[str, ...] = ()  # one per tag, in the order of ``tags``
+
+    def pushed(self, tag: str | None) -> str:
+        """When ``tag`` (or the artifact itself, for None or an unknown tag) was pushed at the source."""
+        if tag in self.tags and len(self.tag_push_times) == len(self.tags):
+            return self.tag_push_times[self.tags.index(tag)] or self.push_time
+        return self.push_time
 
 
 async def list_repositories(api: HarborAPI, project: str) -> list[str]:
@@ -46,7 +53,8 @@ async def list_artifacts(api: HarborAPI, repository: str) -> list[Artifact]:
         digest = a.get("digest")
         if not isinstance(digest, str):
             raise ProtocolError(f"{api.host}: artifact without digest in {repository}")
-        tags = tuple(t["name"] for t in (a.get("tags") or []) if isinstance(t, dict) and t.get("name"))
+        tag_rows = [t for t in (a.get("tags") or []) if isinstance(t, dict) and t.get("name")]
+        tags = tuple(str(t["name"]) for t in tag_rows)
         accessories = tuple(
             Accessory(str(x.get("digest")), str(x.get("type", "")), str(x.get("subject_artifact_digest") or digest))
             for x in (a.get("accessories") or []) if isinstance(x, dict) and x.get("digest")
@@ -54,6 +62,6 @@ async def list_artifacts(api: HarborAPI, repository: str) -> list[Artifact]:
         refs = tuple(str(r.get("child_digest")) for r in (a.get("references") or [])
                      if isinstance(r, dict) and r.get("child_digest"))
         out.append(Artifact(repository, digest, str(a.get("manifest_media_type") or a.get("media_type") or ""),
-                            int(a.get("size") or 0), tags, accessories, refs,
-                            a.get("push_time") if isinstance(a.get("push_time"), str) else None))
+                            int(a.get("size") or 0), tags, accessories, refs, str(a.get("push_time") or ""),
+                            tuple(str(t.get("push_time") or "") for t in tag_rows)))
     return out

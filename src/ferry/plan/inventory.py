@@ -4,7 +4,7 @@ mapped to destination projects, and turned into Jobs — images first, accessori
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
@@ -78,16 +78,34 @@ class MigrationPlan:
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor sources
     source_is_harbor: bool = False
+    pushed: dict[str, str] = field(default_factory=dict)  # job key → source push time (Harbor sources)
+
+    def in_push_order(self) -> None:
+        """Jobs oldest push first (stable: equal times keep the listing's order), so that each
+        repository's manifests reach the destination in the source's order."""
+        for jobs in (self.images, self.accessories):
+            jobs.sort(key=lambda j: self.pushed.get(j.key, ""))
 
     @property
     def jobs(self) -> list[Job]:
         return self.images + self.accessories
 
 
+@dataclass(slots=True)
+class HarborListing:
+    """One Harbor's selected projects, their repositories and every artifact of them, as listed."""
+
+    projects: list[Project]
+    repositories: dict[str, list[str]]  # project → full repository names
+    artifacts: dict[str, list[Artifact]]  # repository → artifacts
+
+
 def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, digest: str | None,
-         *, accessory: bool = False) -> None:
+         *, accessory: bool = False, pushed: str = "") -> None:
     job = Job(src, dst, origin=project)
     (plan.accessories if accessory else plan.images).append(job)
+    if pushed:
+        plan.pushed[job.key] = pushed
     plan.expected.append(Expected(src, dst, digest, project))
 
 
@@ -101,18 +119,20 @@ def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artif
         return
     plan.sizes[art.digest] = art.size
     for tag in tags:
-        _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), art.digest)
+        _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), art.digest, pushed=art.pushed(tag))
     if not art.tags:
-        _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest)
+        _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest,
+             pushed=art.push_time)
     for acc in art.accessories:
         # An accessory keeps the tags it has at the source (cosign's sha256-<subject hex>.sig, which
         # cosign looks signatures up by); one without tags travels by digest, found through its subject.
         acc_tags = accessory_tags.get(acc.digest, [])
         for tag in acc_tags:
-            _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), acc.digest, accessory=True)
+            _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), acc.digest, accessory=True,
+                 pushed=art.push_time)
         if not acc_tags:
             _add(plan, project, src_base.with_digest(acc.digest), dst_base.with_digest(acc.digest), acc.digest,
-                 accessory=True)
+                 accessory=True, pushed=art.push_time)
 
 
 async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[str]) -> dict[str, list[str]]:
@@ -127,25 +147,40 @@ async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[st
     return found
 
 
-async def harbor_inventory(api: HarborAPI, client: RegistryClient, dst_reg: str, sel: Selection) -> MigrationPlan:
-    """Projects, repositories and artifacts through Harbor's API; ``client`` is the same Harbor's registry."""
+async def harbor_listing(api: HarborAPI, sel: Selection, *, repos: bool = True) -> HarborListing:
+    """Projects, repositories and artifacts through Harbor's API: listing pages only."""
     projects = [p for p in await list_projects(api) if sel.project_selected(p.name)]
-    plan = MigrationPlan(projects=projects, source_is_harbor=True)
     repos_by_project = await bounded_map(lambda name: list_repositories(api, name), [p.name for p in projects])
-    for p, repos in zip(projects, repos_by_project, strict=True):
-        plan.repositories[p.name] = [r for r in repos if sel.repo_selected(r)]
-    all_repos = [(p, r) for p in plan.repositories for r in plan.repositories[p]]
-    artifacts = await bounded_map(lambda pr: list_artifacts(api, pr[1]), all_repos)
+    repositories = {p.name: [r for r in rs if not repos or sel.repo_selected(r)]
+                    for p, rs in zip(projects, repos_by_project, strict=True)}
+    all_repos = [r for rs in repositories.values() for r in rs]
+    artifacts = dict(zip(all_repos, await bounded_map(lambda r: list_artifacts(api, r), all_repos), strict=True))
+    return HarborListing(projects, repositories, artifacts)
+
+
+async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: str, sel: Selection, *,
+                       accessories_known: Callable[[str, set[str]], bool] | None = None) -> MigrationPlan:
+    """Jobs for a listing; ``client`` is the same Harbor's registry. ``accessories_known(repo, digests)``
+    true: the accessory tags of ``repo`` need not be looked up (the destination holds them all)."""
+    plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories)
     with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
-                        for (_p, r), arts in zip(all_repos, artifacts, strict=True)]
-    with_accessories = [(r, accs) for r, accs in with_accessories if accs]
+                        for r, arts in listing.artifacts.items()]
+    with_accessories = [(r, accs) for r, accs in with_accessories
+                        if accs and not (accessories_known and accessories_known(r, accs))]
     tag_maps = dict(zip([r for r, _ in with_accessories],
                         await bounded_map(lambda ra: _accessory_tags(client, *ra), with_accessories), strict=True))
-    for (project, repo), arts in zip(all_repos, artifacts, strict=True):
-        for art in arts:
-            plan.artifacts[(repo, art.digest)] = art
-            _plan_artifact(plan, sel, project, art, client.registry, dst_reg, tag_maps.get(repo, {}))
+    for project, repos in listing.repositories.items():
+        for repo in repos:
+            for art in listing.artifacts[repo]:
+                plan.artifacts[(repo, art.digest)] = art
+                _plan_artifact(plan, sel, project, art, client.registry, dst_reg, tag_maps.get(repo, {}))
+    plan.in_push_order()
     return plan
+
+
+async def harbor_inventory(api: HarborAPI, client: RegistryClient, dst_reg: str, sel: Selection) -> MigrationPlan:
+    """Projects, repositories and artifacts through Harbor's API; ``client`` is the same Harbor's registry."""
+    return await plan_listing(await harbor_listing(api, sel), client, dst_reg, sel)
 
 
 async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection, *,

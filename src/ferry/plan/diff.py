@@ -1,0 +1,78 @@
+"""Incremental migration between two Harbors: the destination's listing against the source's plan.
+
+Harbor's artifact listings carry every tag's digest, so a ref whose destination tag (or digest)
+already holds the source digest needs no request at all: not the per-tag HEAD of a copy, not the
+HEAD of a verification. Only what differs goes to the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ferry.concurrency import bounded_map
+from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
+from ferry.harbor.client import HarborAPI
+from ferry.harbor.projects import list_projects
+from ferry.plan.inventory import Expected, HarborListing, MigrationPlan, Selection
+from ferry.refs import RegistryRef
+
+
+@dataclass(slots=True)
+class DestinationState:
+    """What the destination Harbor holds in the repositories a selection maps to."""
+
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)  # repository → tag → digest
+    digests: dict[str, set[str]] = field(default_factory=dict)  # repository → artifacts and accessories
+    artifacts: dict[str, list[Artifact]] = field(default_factory=dict)  # repository → as listed
+
+    def add(self, repository: str, artifacts: list[Artifact]) -> None:
+        self.artifacts[repository] = artifacts
+        tags = self.tags.setdefault(repository, {})
+        digests = self.digests.setdefault(repository, set())
+        for art in artifacts:
+            digests.add(art.digest)
+            digests.update(a.digest for a in art.accessories)
+            digests.update(art.references)
+            tags.update(dict.fromkeys(art.tags, art.digest))
+
+    def holds(self, ref: RegistryRef, digest: str | None) -> bool:
+        """The destination ref already names ``digest`` (never true for an unknown digest)."""
+        if digest is None:
+            return False
+        if ref.tag:
+            return self.tags.get(ref.repository, {}).get(ref.tag) == digest
+        return digest in self.digests.get(ref.repository, set())
+
+    def accessories_known(self, source_repo: str, digests: set[str], sel: Selection) -> bool:
+        return digests <= self.digests.get(sel.dest_repository(source_repo), set())
+
+
+async def destination_state(api: HarborAPI, source: HarborListing, sel: Selection) -> DestinationState:
+    """The destination's artifacts in the repositories of the selection (those the source's selected
+    ones map to, and those of the mapped projects a selected source repository would map to but
+    that the source no longer has): the project list, then repository and artifact pages only."""
+    existing = {p.name for p in await list_projects(api)}
+    pairs = [(p.name, sel.project_map.get(p.name, p.name)) for p in source.projects]
+    pairs = [(src, dst) for src, dst in pairs if dst in existing]
+    repos_by_project = await bounded_map(lambda pair: list_repositories(api, pair[1]), pairs)
+    present = [r for (src, _dst), repos in zip(pairs, repos_by_project, strict=True) for r in repos
+               if sel.repo_selected(f"{src}/{r.partition('/')[2]}")]
+    state = DestinationState()
+    for repo, arts in zip(present, await bounded_map(lambda r: list_artifacts(api, r), present), strict=True):
+        state.add(repo, arts)
+    return state
+
+
+@dataclass(slots=True)
+class Difference:
+    in_place: list[Expected]  # already at the destination with the source digest: nothing to do
+    to_check: list[Expected]  # to verify against the destination registry after the copy
+
+
+def apply(plan: MigrationPlan, state: DestinationState) -> Difference:
+    """Drop from ``plan`` every job the destination already holds; what is left is what differs."""
+    held = {str(e.destination) for e in plan.expected if state.holds(e.destination, e.digest)}
+    plan.images = [j for j in plan.images if str(j.destination) not in held]
+    plan.accessories = [j for j in plan.accessories if str(j.destination) not in held]
+    return Difference(in_place=[e for e in plan.expected if str(e.destination) in held],
+                      to_check=[e for e in plan.expected if str(e.destination) not in held])
