@@ -39,7 +39,7 @@ from ferry.plan.inventory import (
     harbor_listing,
     plan_listing,
 )
-from ferry.plan.shard import Shard, runs_whole_project_work, select_plan
+from ferry.plan.shard import Shard, runs_whole_project_work, select_expected, select_plan
 from ferry.prune import Deletion, deletions, prune
 from ferry.verify import Mismatch, verify
 
@@ -255,6 +255,8 @@ class Migration:
         dst_harbor, dst_user = await self._recognise_destination()
         before = self.conns.stats.requests
         plan = select_plan(await self._inventory(src_harbor, dst_harbor), self.options.shard)
+        if self.unchanged is not None:  # the incremental comparison saw every shard's refs
+            self.unchanged = select_expected(self.unchanged, self.options.shard)
         outcome = MigrationOutcome(self.src, self.dst, src_harbor, dst_harbor, plan,
                                    inventory_requests=self.conns.stats.requests - before, shard=self.options.shard,
                                    unchanged=self.unchanged, to_prune=self.to_prune)  # issue 12

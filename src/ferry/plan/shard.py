@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ferry.errors import UsageError
-from ferry.plan.inventory import MigrationPlan
+from ferry.plan.inventory import Expected, MigrationPlan
 from ferry.plan.model import Job
 from ferry.refs import parse_repository
 from ferry.syncing import SyncPlan
@@ -77,6 +77,10 @@ def select_jobs(jobs: Iterable[Job], shard: Shard | None) -> list[Job]:
     return list(jobs) if shard is None else [j for j in jobs if shard.owns(j.source.repository)]
 
 
+def select_expected(expected: list[Expected], shard: Shard | None) -> list[Expected]:
+    return expected if shard is None else [e for e in expected if shard.owns(e.source.repository)]
+
+
 def select_sync_plan(plan: SyncPlan, shard: Shard | None) -> SyncPlan:
     """A sync's jobs, and the rules that could not list their repository, narrowed to the shard."""
     if shard is None:
@@ -92,6 +96,6 @@ def select_plan(plan: MigrationPlan, shard: Shard | None) -> MigrationPlan:
         return plan
     plan.images = select_jobs(plan.images, shard)
     plan.accessories = select_jobs(plan.accessories, shard)
-    plan.expected = [e for e in plan.expected if shard.owns(e.source.repository)]
+    plan.expected = select_expected(plan.expected, shard)
     plan.repositories = {p: [r for r in repos if shard.owns(r)] for p, repos in plan.repositories.items()}
     return plan
