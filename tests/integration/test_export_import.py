@@ -24,7 +24,7 @@ from tests.integration.test_migrate import RegistryReader, passwords, projects_o
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.faultproxy import FaultProxy, Rule, Stall
 from tests.support.harbor import HarborServer
-from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
+from tests.support.harbor_marks import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import Seeded, seed_migration_source
 from tests.support.invariants import assert_whole
 from tests.support.registry import Registry, start_registry

@@ -29,7 +29,7 @@ import pytest
 from tests.support import images
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import API, HarborServer, RequestRecord
-from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
+from tests.support.harbor_marks import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import (
     GAMMA_REPOS,
     GIB,

@@ -18,7 +18,7 @@ import pytest
 from tests.support.charts import EPOCH, chart_archive, provenance
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
-from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
+from tests.support.harbor_marks import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import SeedClient
 from tests.support.skopeo import skopeo
 

@@ -25,7 +25,7 @@ import pytest
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
 from tests.support.harbor_config_seed import CI_SECRET, HOOK_HEADER, USERS, call, listing, ok, seed_configuration
-from tests.support.harbor_fixtures import HARBOR_TESTS, Factory
+from tests.support.harbor_marks import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import HarborSeeder
 
 pytest_plugins = ["tests.support.harbor_fixtures"]

@@ -24,7 +24,7 @@ import pytest
 from tests.support import images as im
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
-from tests.support.harbor_fixtures import HARBOR_TESTS
+from tests.support.harbor_marks import HARBOR_TESTS
 from tests.support.registry import Registry
 from tests.support.skopeo import inspect_raw, push_layout, skopeo
 

@@ -21,17 +21,8 @@ import pytest
 
 from tests.support.harbor import HarborServer
 
-__all__ = ["HARBOR_TESTS", "Factory", "HarborPair", "harbor", "harbor_factory", "harbor_pair", "require_registry"]
+__all__ = ["HarborPair", "harbor", "harbor_factory", "harbor_pair", "require_registry"]
 
-#: ``pytestmark`` of a module of tests against the Harbor test server (which seeds with skopeo).
-HARBOR_TESTS = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed"),
-    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
-]
-
-#: The type of the ``harbor_factory`` fixture.
-Factory = Callable[..., HarborServer]
 
 
 def require_registry() -> None:
