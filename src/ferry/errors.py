@@ -11,6 +11,7 @@ Exit codes are part of the interface (documented in the README):
 5   not found: repository, tag, digest, project
 6   the server broke the protocol: bad answer, digest mismatch, oversize body
 7   interrupted (Ctrl-C)
+8   pre-flight checks: the destination would refuse the run (quota, immutable tag, read-only, push right)
 ==  =====================================================================
 """
 
@@ -76,3 +77,9 @@ class RunFailedError(FerryError):
 
 class Interrupted(FerryError):
     exit_code = 7
+
+
+class PreflightError(FerryError):
+    """A pre-flight check found what the destination would refuse; nothing was copied."""
+
+    exit_code = 8

@@ -40,6 +40,7 @@ from ferry.plan.inventory import (
     plan_listing,
 )
 from ferry.plan.shard import Shard, runs_whole_project_work, select_expected, select_plan
+from ferry.preflight import Finding, Target, preflight
 from ferry.prune import Deletion, deletions, prune
 from ferry.verify import Mismatch, verify
 
@@ -93,6 +94,7 @@ class MigrationOptions:
     charts_as: str | None = None  # "chartmuseum" or "oci"; None: what the destination has
     shard: Shard | None = None  # this run's share of the repositories (plan/shard.py)
     prune: bool = False  # issue 12: delete at the destination what the source no longer has
+    ignore_preflight: bool = False  # issue 12: run even when a pre-flight check found a refusal ahead
 
 
 class ProjectAction(StrEnum):
@@ -137,6 +139,7 @@ class MigrationOutcome:
     to_prune: list[Deletion] | None = None  # --prune: what the source no longer has
     prune_errors: dict[str, str] = field(default_factory=dict)  # deletion → why it failed
     pruned: int = 0
+    preflight: list[Finding] | None = None  # None: not checked (no Harbor destination, no images)
 
     @property
     def to_verify(self) -> list[Expected]:
@@ -163,7 +166,7 @@ class MigrationOutcome:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        from ferry.report import summary_dict
+        from ferry.report import refusals_json, summary_dict
 
         return {
             "source": self.source.host,
@@ -178,6 +181,8 @@ class MigrationOutcome:
             ],
             **({"configuration": self.configuration_json()} if self.configuration is not None else {}),
             "summary": summary_dict(self.run) if self.run else None,
+            **({"preflight": [f.to_json() for f in self.preflight]} if self.preflight is not None else {}),
+            **({"refusals": refusals_json(self.run)} if self.run else {}),
             **({"incremental": {"unchanged": len(self.unchanged),
                                 "push_order": "source push time, oldest first, per repository",
                                 "pull_times": "start afresh at the destination"}}
@@ -211,6 +216,7 @@ class Migration:
     to_prune: list[Deletion] | None = None
 
     src_user: User | None = None  # set when the source is recognised
+    dst_user: User | None = None  # and the destination
     configuration: Configuration | None = None  # the configuration plan, when configuration moves
 
     def __init__(self, options: MigrationOptions, *, journal: Journal | None = None,
@@ -253,6 +259,7 @@ class Migration:
         """Recognise both ends, check credentials, inventory the source, plan the projects."""
         src_harbor = await self._recognise_source()
         dst_harbor, dst_user = await self._recognise_destination()
+        self.dst_user = dst_user
         before = self.conns.stats.requests
         plan = select_plan(await self._inventory(src_harbor, dst_harbor), self.options.shard)
         if self.unchanged is not None:  # the incremental comparison saw every shard's refs
@@ -350,6 +357,15 @@ class Migration:
                                   accessories_known=lambda repo, digests: state.accessories_known(repo, digests, sel))
         in_place = diff.apply(plan, state).in_place
         return plan, in_place, deletions(plan, listing, state, sel) if self.options.prune else None
+
+    async def preflight(self, outcome: MigrationOutcome) -> list[Finding]:
+        """What the destination Harbor would refuse, before any copy (:mod:`ferry.preflight`)."""
+        if not (outcome.destination_is_harbor and self.options.images and not self.options.verify_only):
+            return []
+        targets = [Target(po.name, po.destination, po.action is ProjectAction.EXISTS, po.storage_limit)
+                   for po in outcome.projects]
+        outcome.preflight = await preflight(self.dst_api, outcome.plan, targets, self.dst_user)
+        return outcome.preflight
 
     async def prune(self, outcome: MigrationOutcome) -> None:
         """After the copy: delete what the source no longer has (``--prune``)."""

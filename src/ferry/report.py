@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferry.engine import RunResult
-from ferry.journal import JobStatus
+from ferry.harbor.refusals import CAUSES, classify
+from ferry.journal import JobRecord, JobStatus
 
 if TYPE_CHECKING:  # rich costs start-up time; the everyday commands print no tables
     from rich.console import Console
@@ -27,6 +28,7 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
         "bytes_per_second": round(result.bytes / seconds),
         "requests": result.requests,
         "http_retries": result.http_retries,
+        "refused": {key: len(records) for key, records in refusals(result).items()},
     }
 
 
@@ -45,10 +47,37 @@ def summary_table(result: RunResult, title: str = "ferry") -> Table:
     return table
 
 
-def print_failures(console: Console, result: RunResult) -> None:
+def refusals(result: RunResult) -> dict[str, list[JobRecord]]:
+    """The failed jobs a Harbor refused (quota, immutable tag, read-only, policy), by cause."""
+    out: dict[str, list[JobRecord]] = {}
     for rec in result.failed:
+        cause = classify(rec.error)
+        if cause is not None:
+            out.setdefault(cause.key, []).append(rec)
+    return out
+
+
+def refusals_json(result: RunResult) -> dict[str, list[dict[str, str | None]]]:
+    """The report's ``refusals`` section: cause → the images it refused, with Harbor's reason."""
+    return {key: [{"source": r.source, "destination": r.destination, "reason": r.error} for r in records]
+            for key, records in refusals(result).items()}
+
+
+def print_failures(console: Console, result: RunResult, limit: int = 50) -> None:
+    """Every failed image; those a Harbor refused grouped by cause, each group with its fix."""
+    grouped = refusals(result)
+    refused = {id(r) for records in grouped.values() for r in records}
+    for rec in [r for r in result.failed if id(r) not in refused][:limit]:
         console.print(f"[red]failed[/red] {rec.source} → {rec.destination}: {rec.error}", highlight=False,
                       markup=True, soft_wrap=True)
+    for cause in CAUSES:
+        records = grouped.get(cause.key, [])
+        if not records:
+            continue
+        console.print(f"[red]{len(records)} image(s) {cause.title}[/red] (fix: {cause.fix}):", highlight=False,
+                      soft_wrap=True)
+        for rec in records[:limit]:
+            console.print(f"  {rec.destination}: {rec.error}", highlight=False, markup=False, soft_wrap=True)
 
 
 def write_report(path: str | Path, payload: dict[str, Any]) -> None:

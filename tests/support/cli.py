@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["EXIT_CODES", "FerryCLI", "FerryResult", "Running"]
 
 #: The exit codes ferry documents (src/ferry/errors.py).
-EXIT_CODES = frozenset(range(8))
+EXIT_CODES = frozenset(range(9))
 
 _SITECUSTOMIZE = """
 import socket

@@ -16,13 +16,15 @@ from ferry.cli.app import app, run_async, state
 from ferry.cli.options import side
 from ferry.cli.progress import make_events, stderr_console
 from ferry.configuration import AFTER, BEFORE, ConfigOptions, parse_skip
+from ferry.cutover import Cutover, refuse_combinations, switches
 from ferry.engine import EngineOptions
-from ferry.errors import RunFailedError, UsageError
+from ferry.errors import PreflightError, RunFailedError, UsageError
 from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
 from ferry.plan.inventory import Selection, parse_maps
 from ferry.plan.model import Job
 from ferry.plan.shard import journal_name, parse_shard
+from ferry.preflight import Finding
 from ferry.refs import RegistryRef
 from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
 from ferry.watch import watch
@@ -206,6 +208,30 @@ def _print_prune(console: Console, outcome: MigrationOutcome, *, dry_run: bool, 
 # --- end live migration ---
 
 
+def _print_findings(console: Console, findings: list[Finding]) -> None:
+    for f in findings:
+        console.print(f"[red]pre-flight[/red] {f.check}: {f.message}", highlight=False, soft_wrap=True)
+        console.print(f"  fix: {f.fix}", highlight=False, markup=False, soft_wrap=True)
+
+
+async def _preflight(console: Console, migration: Migration, outcome: MigrationOutcome, *, quiet: bool) -> None:
+    """Pre-flight checks (issue 12): shown in a dry run; otherwise a finding stops the run unless
+    --ignore-preflight."""
+    findings = await migration.preflight(outcome)
+    if outcome.preflight is None:
+        return
+    if migration.options.dry_run:
+        _print_findings(Console(), findings)
+        Console().print(f"pre-flight: {len(findings)} finding(s)" + (" would stop the run (--ignore-preflight "
+                        "runs it anyway)" if findings else ": nothing the destination would refuse"))
+        return
+    if findings and (not quiet or not migration.options.ignore_preflight):
+        _print_findings(console, findings)
+    if findings and not migration.options.ignore_preflight:
+        raise PreflightError(f"pre-flight: the destination would refuse the run ({len(findings)} finding(s) "
+                             "above); nothing copied", hint="fix them, or run anyway with --ignore-preflight")
+
+
 def _round_line(outcome: MigrationOutcome) -> str:
     """One line per --watch round."""
     run = outcome.run
@@ -225,6 +251,31 @@ async def _watch(options: MigrationOptions, seconds: float, *, journal_path: str
         return _round_line(outcome)
 
     await watch(one_round, seconds)
+
+
+async def _cutover(options: MigrationOptions, keep_read_only: bool, *, journal_path: str | None,
+                   report: str | None, quiet: bool) -> None:
+    console = stderr_console()
+    cut = Cutover(options, keep_read_only=keep_read_only,
+                  say=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
+    try:
+        outcome = await cut.run(lambda: _run(options, journal_path=journal_path, report=report, quiet=quiet),
+                                dry_run=options.dry_run)
+    finally:
+        await cut.close()
+    if options.dry_run:
+        return
+    moves = switches(outcome)
+    out = Console()
+    out.print(f"cutover complete: source Harbor {outcome.source.host} is read-only; "
+              f"{len(outcome.plan.expected)} tags and digests verified at {outcome.destination.host}. "
+              "Switch clients over (image references, pull secrets, registry mirrors):", highlight=False,
+              soft_wrap=True)
+    for m in moves:
+        out.print(f"  {m.source}/… → {m.destination}/…", highlight=False, soft_wrap=True)
+    if report:
+        write_report(report, {**outcome.to_json(), "cutover": {
+            "source_read_only": True, "was_read_only": cut.was_read_only, "switch": [m.to_json() for m in moves]}})
 
 
 def _print_configuration(console: Console, outcome: MigrationOutcome, title: str) -> None:
@@ -247,6 +298,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
         if not options.verify_only:
             for job in outcome.plan.jobs:
                 state.policy.check(job.source)
+            await _preflight(console, migration, outcome, quiet=quiet)  # issue 12
         if options.dry_run:
             await migration.dry_run(outcome)
             _print_plan(Console(), outcome)
@@ -347,6 +399,14 @@ def migrate(
     watch_seconds: float | None = typer.Option(None, "--watch", metavar="SECONDS", min=0.1,
                                                help="Repeat the incremental migration every SECONDS until "
                                                "SIGINT/SIGTERM (exit 0); one line per round."),
+    cutover: bool = typer.Option(False, "--cutover", help="The final pass: put the source Harbor in read-only "
+                                 "mode (administrators), copy what changed and verify; on failure or a signal the "
+                                 "source's mode is restored."),
+    keep_read_only: bool = typer.Option(False, "--keep-read-only", help="With --cutover: leave the source "
+                                        "read-only even when the final pass fails."),
+    ignore_preflight: bool = typer.Option(False, "--ignore-preflight", help="Run even when the pre-flight checks "
+                                          "find what the destination would refuse (quota, immutable tags, "
+                                          "read-only, push rights)."),
 ) -> None:
     """Migrate every project, repository, tag, signature and Helm chart, and the projects' configuration
     (members, robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
@@ -356,7 +416,13 @@ def migrate(
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only,
                        charts=not no_charts, charts_as=charts_as, shard=shard)
-    options = replace(options, prune=prune)
+    options = replace(options, prune=prune, ignore_preflight=ignore_preflight)
+    if keep_read_only and not cutover:
+        raise UsageError("--keep-read-only goes with --cutover")
+    if cutover:
+        refuse_combinations(options, watch=watch_seconds is not None)
+        run_async(_cutover(options, keep_read_only, journal_path=journal, report=report, quiet=quiet))
+        return
     if watch_seconds is not None and not dry_run:
         run_async(_watch(options, watch_seconds, journal_path=journal, report=report))
         return

@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 from tests.support.harbor.common import HOP_BY_HOP, OCI_INDEX, READ_ONLY, SERVICE, V2_NAME, HarborError
 from tests.support.harbor.immutable import refuse_delete, refuse_push
 from tests.support.harbor.model import Caller
+from tests.support.harbor.quotas import refuse_over_quota
 from tests.support.harbor.tokens import bearer_access, grant, mint
 
 if TYPE_CHECKING:
@@ -50,10 +51,14 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
     if srv.read_only_refuses(request, path):
         return READ_ONLY.response()
     hit = V2_NAME.match(path)
+    manifest: bytes | None = None  # a manifest PUT's body, read for the quota check
     if hit and hit["kind"] == "manifests" and request.method in ("PUT", "DELETE") \
             and may_write(srv, request, caller, hit["name"], "push" if request.method == "PUT" else "delete"):
         check = refuse_push if request.method == "PUT" else refuse_delete
         refused = check(srv, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
+        if refused is None and request.method == "PUT":
+            manifest = await request.read()  # manifests are small (the registry takes at most 4 MiB)
+            refused = refuse_over_quota(srv, hit["name"], manifest)
         if refused is not None:
             return refused.response()
     if hit and hit["kind"] == "referrers" and request.method in ("GET", "HEAD"):
@@ -69,6 +74,8 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
     data: Any = None
     if request.method in ("POST", "PUT", "PATCH"):
         data = request.content if request.body_exists else b""
+        if manifest is not None:
+            data = manifest
     async with srv.upstream.request(
         request.method,
         srv.registry.url + request.raw_path,
