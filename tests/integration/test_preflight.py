@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.harbor import HarborServer
+from tests.support.harbor_http import api
 from tests.support.harbor_marks import HARBOR_TESTS, Factory
 from tests.support.harbor_seed import HarborSeeder
 
-pytest_plugins = ["tests.support.harbor_fixtures"]
+if TYPE_CHECKING:  # the plugin module must not be imported before pytest loads it
+    from tests.support.harbor_spec import Spec
+
+pytest_plugins = ["tests.support.harbor_fixtures", "tests.support.harbor_spec"]
 pytestmark = HARBOR_TESTS
 
 PROJECTS = ("full", "frozen", "guest", "fine")
@@ -53,9 +58,14 @@ def writes(server: HarborServer) -> list[str]:
 
 
 def test_each_check_fires_before_any_copy_and_the_override_meets_refusals_grouped_by_cause(
-    harbor_factory: Factory, tmp_path: Path
+    harbor_factory: Factory, tmp_path: Path, spec: Spec
 ) -> None:
     src, dst, fine = tripping_pair(harbor_factory, tmp_path / "seed")
+    # what the quota check reads: a member sees the quota in the project summary, as on Harbor
+    status, _, summary = api(dst, "/projects/full/summary", ("mover", "Mover12345"))
+    assert status == 200, summary
+    spec.check("ProjectSummary", summary)
+    assert summary["quota"] == {"hard": {"storage": 100}, "used": {"storage": 0}}
     cli = FerryCLI(tmp_path / "cli")
     journal = ("--journal", str(tmp_path / "journal.db"))
 
