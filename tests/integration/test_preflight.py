@@ -3,7 +3,8 @@
 One destination Harbor is set up to trip every check at once, each in a project of its own: a quota
 smaller than the image (``full``), an immutable rule on an existing tag with another digest
 (``frozen``), a user who is only a guest (``guest``), and the whole Harbor in read-only mode; ``fine``
-trips nothing. The destination user is not an administrator. The source is seeded by skopeo.
+trips nothing. The destination user is not an administrator. The source is seeded by skopeo; its
+project ``signed`` requires cosign signatures on pull, and its image has none.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def tripping_pair(harbor_factory: Factory, work: Path) -> tuple[HarborServer, Ha
     for n, project in enumerate(PROJECTS):
         source.project(project)
         source.image(f"{project}/app:v1", seed=n + 1)
+    source.project("signed", metadata={"enable_content_trust_cosign": "true"})
+    source.image("signed/app:v1", seed=9)
     dst.add_user("mover", "Mover12345")
     target = HarborSeeder(dst, work / "dst")
     target.project("full", storage_limit=100)
@@ -41,7 +44,8 @@ def tripping_pair(harbor_factory: Factory, work: Path) -> tuple[HarborServer, Ha
     dst.add_immutable_rule("frozen", repositories="app", tags="v*")
     target.project("guest")
     target.project("fine")
-    for project in PROJECTS:
+    target.project("signed")
+    for project in (*PROJECTS, "signed"):
         dst.add_member(project, "mover", "guest" if project == "guest" else "developer")
     dst.read_only = True
     return src, dst, source.seeded.tags["fine/app"]
@@ -89,11 +93,11 @@ def test_each_check_fires_before_any_copy_and_the_override_meets_refusals_groupe
     assert "fix: make 'mover' a developer" in stopped.stderr
     assert writes(dst) == []  # stopped before anything was written
 
-    # read-only: every push refused, one cause
+    # read-only: every push refused; the unsigned image already refused by the source on pull
     ro = migrate(cli, src, dst, *journal, "--ignore-preflight", "--report", str(tmp_path / "ro.json"))
     assert ro.returncode == 1, ro
     report = json.loads((tmp_path / "ro.json").read_text())
-    assert report["summary"]["refused"] == {"read-only": 4}, report["refusals"]  # before any permission check
+    assert report["summary"]["refused"] == {"read-only": 4, "policy": 1}, report["refusals"]  # before any role
     assert "4 image(s) refused: Harbor is in read-only mode" in ro.stderr
     assert "DENIED The system is in read only mode" in report["refusals"]["read-only"][0]["reason"]
 
@@ -102,13 +106,16 @@ def test_each_check_fires_before_any_copy_and_the_override_meets_refusals_groupe
     assert run.returncode == 1, run
     report = json.loads((tmp_path / "run.json").read_text())
     refusals = report["refusals"]
-    assert sorted(refusals) == ["immutable", "quota"] and report["summary"]["refused"] == {"immutable": 1, "quota": 1}
+    assert report["summary"]["refused"] == {"immutable": 1, "quota": 1, "policy": 1}, refusals
     assert refusals["quota"][0]["destination"].endswith("/full/app:v1")
     assert "will exceed the configured upper limit of 100.0 B" in refusals["quota"][0]["reason"]
     assert refusals["immutable"][0]["destination"].endswith("/frozen/app:v1")
     assert "configured as immutable" in refusals["immutable"][0]["reason"]
+    assert refusals["policy"][0]["source"].endswith("/signed/app:v1")
+    assert "PROJECTPOLICYVIOLATION The image is not signed in Cosign." in refusals["policy"][0]["reason"]
     assert "1 image(s) refused by a project quota" in run.stderr
     assert "1 image(s) refused by an immutable tag rule" in run.stderr
+    assert "1 image(s) refused by a project policy (content trust, vulnerability prevention)" in run.stderr
     by_destination = {j["destination"].split("/", 1)[1]: j for j in report["jobs"]}
     assert by_destination["fine/app:v1"]["status"] == "copied"  # the rest continued
     assert by_destination["fine/app:v1"]["digest"] == fine["v1"]

@@ -4,6 +4,7 @@ behind; Basic credentials on ``/v2/`` are exchanged for a token, as Harbor does,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -14,6 +15,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tests.support.harbor.common import HOP_BY_HOP, OCI_INDEX, READ_ONLY, SERVICE, V2_NAME, HarborError
+from tests.support.harbor.contenttrust import refuse_pull
 from tests.support.harbor.immutable import refuse_delete, refuse_push
 from tests.support.harbor.model import Caller
 from tests.support.harbor.quotas import refuse_over_quota
@@ -58,9 +60,12 @@ async def proxy(srv: HarborServer, request: web.Request) -> web.StreamResponse:
         refused = check(srv, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
         if refused is None and request.method == "PUT":
             manifest = await request.read()  # manifests are small (the registry takes at most 4 MiB)
-            refused = refuse_over_quota(srv, hit["name"], manifest)
+            refused = await asyncio.to_thread(refuse_over_quota, srv, hit["name"], manifest)  # storage scans
         if refused is not None:
             return refused.response()
+    if hit and hit["kind"] == "manifests" and request.method == "GET" and may_pull(srv, request, caller, hit["name"]) \
+            and (refused := refuse_pull(srv, hit["name"], urllib.parse.unquote(hit["rest"] or ""))) is not None:
+        return refused.response()
     if hit and hit["kind"] == "referrers" and request.method in ("GET", "HEAD"):
         return referrers(srv, request, caller, hit["name"], urllib.parse.unquote(hit["rest"] or ""))
     # a multidict: Go clients (skopeo) send one Accept header per media type
@@ -115,19 +120,22 @@ def may_write(srv: HarborServer, request: web.Request, caller: Caller, name: str
     )
 
 
+def may_pull(srv: HarborServer, request: web.Request, caller: Caller, name: str) -> bool:
+    """Whether a pull from ``name`` would pass authorization (Harbor's policies are checked after it)."""
+    if request.headers.get("Authorization", "")[:6].lower() == "basic ":
+        project = srv.find_project(name.split("/", 1)[0], is_name=True) if "/" in name else None
+        return project is not None and caller.can_read(project)
+    return any(
+        a.get("type") == "repository" and a.get("name") == name and {"pull", "*"} & set(a.get("actions") or [])
+        for a in bearer_access(srv, request)
+    )
+
+
 def referrers(srv: HarborServer, request: web.Request, caller: Caller, name: str, reference: str) -> web.Response:
     """``GET /v2/<name>/referrers/<digest>``: Harbor (≥ 2.8) answers the OCI referrers API
     itself from its accessory table (src/server/registry/referrers.go); the registry behind it
     has none. Cosign tag-style signatures are accessories, so they are listed too."""
-    if request.headers.get("Authorization", "")[:6].lower() == "basic ":
-        project = srv.find_project(name.split("/", 1)[0], is_name=True) if "/" in name else None
-        allowed = project is not None and caller.can_read(project)
-    else:
-        allowed = any(
-            a.get("type") == "repository" and a.get("name") == name and {"pull", "*"} & set(a.get("actions") or [])
-            for a in bearer_access(srv, request)
-        )
-    if not allowed:
+    if not may_pull(srv, request, caller, name):
         challenge = f'Bearer realm="{srv.url}/service/token",service="{SERVICE}",scope="repository:{name}:pull"'
         body = {"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized to list referrers"}]}
         return web.json_response(body, status=401, headers={"WWW-Authenticate": challenge})
