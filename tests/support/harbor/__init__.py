@@ -28,8 +28,12 @@ inventory read from disk), ``query`` (paging and filters), ``client`` (seeding).
 
 Robots log in with Basic ``robot$…:<secret>`` on the API, the token service and ``/v2/``, and get
 exactly their permissions (a wrong secret, a disabled or expired robot is anonymous). While
-``read_only`` is set every write (API and ``/v2/``) but ``PUT /configurations`` is ``403 DENIED``;
-a push to an existing tag an immutable rule protects is ``412 PRECONDITION``.
+``read_only`` is set every write (API and ``/v2/``) but ``PUT /configurations`` is ``403 DENIED``
+(Harbor's readonly middleware, before any permission check); a push to an existing tag an immutable
+rule protects is ``412 PRECONDITION``; a manifest push over the project's quota is ``403 DENIED``
+"Quota exceeded …" (``quotas``), and in a project requiring cosign signatures the pull of an unsigned
+manifest is ``412 PROJECTPOLICYVIOLATION`` (``contenttrust``). ``/projects/{p}/summary`` carries the
+quota for members.
 
 The artifact inventory is not bookkept: every API call reads the registry's storage directory
 (``docker/registry/v2/repositories/<name>/_manifests/{tags,revisions}``, manifests from the blob
