@@ -66,7 +66,7 @@ async def preflight(api: HarborAPI, plan: MigrationPlan, targets: list[Target], 
         if not refs:
             return []
         out = []
-        if t.exists and not (user and user.sysadmin) and user is not None:
+        if t.exists and user is not None and not user.sysadmin:
             roles = await project_roles(api, t.destination)
             if not (roles or set()) & PUSH_ROLES:
                 out.append(Finding("push", t.destination, f"user {user.username!r} may not push to destination "
