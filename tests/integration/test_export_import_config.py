@@ -235,7 +235,7 @@ def test_through_volumes_into_a_harbor_with_chartmuseum(
 
 
 def test_two_shards_exported_and_imported_make_the_same_destination_as_one(
-    source: Seeded, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
+    source: Seeded, exported: Path, harbor_factory: Factory, cli: FerryCLI, tmp_path: Path
 ) -> None:
     env = {"FERRY_SRC_PASSWORD": source.server.creds("admin")[1]}
     runs = cli.run_many([["export", source.server.url, str(tmp_path / f"shard{i}"), "--src-creds", "admin",
@@ -256,3 +256,11 @@ def test_two_shards_exported_and_imported_make_the_same_destination_as_one(
         res = import_into(cli, source.server, dst, tmp_path, tmp_path / f"shard{i}")
         assert res.returncode == 0, res
     assert_same_destination(source, dst)
+
+    # the other way: two shards of the import of one whole export
+    whole = harbor_factory()
+    for i in (0, 1):
+        res = import_into(cli, source.server, whole, tmp_path, exported, extra=("--shard", f"{i}/2"))
+        assert res.returncode == 0, res
+        assert last_report(tmp_path)["shard"] == {"index": i, "count": 2}
+    assert_same_destination(source, whole)

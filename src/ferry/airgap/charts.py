@@ -45,7 +45,7 @@ class LayoutCharts:
 
     def __init__(self, directory: str, earlier: list[Chart]) -> None:
         self.directory = directory
-        self.layout = LayoutDestination(PathRef("oci", directory))
+        self.layout: LayoutDestination | None = None  # made at the first write: a dry run writes nothing
         self.earlier = {c.label: c for c in earlier}
         self.stored: dict[str, Chart] = {}
 
@@ -59,6 +59,7 @@ class LayoutCharts:
         return known.archive.digest
 
     async def put(self, job: ChartJob, chart: OCIChart) -> None:
+        self.layout = self.layout or LayoutDestination(PathRef("oci", self.directory))
         for data in (chart.archive, chart.prov):
             if data is not None:
                 desc = Descriptor("application/octet-stream", sha256_digest(data), len(data))

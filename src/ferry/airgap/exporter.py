@@ -102,7 +102,8 @@ class Export(Migration):
     def _charts(self, charts: ChartOutcome) -> ChartCopier:
         if self.chart_sink is None:
             _ensure_layout(self.directory)
-            self.chart_sink = LayoutCharts(self.directory, self._earlier().charts if self._earlier() else [])
+            earlier = self._earlier()
+            self.chart_sink = LayoutCharts(self.directory, earlier.charts if earlier else [])
         sink = self.chart_sink
         return ChartCopier(charts, self.src_charts, None, self.conns, self.journal, sink=lambda: sink)
 
@@ -139,9 +140,9 @@ class Export(Migration):
                               or (m.expected and listed[m.destination] != m.expected)]
         outcome.in_place = len(outcome.plan.expected) - len(outcome.mismatches)
         if outcome.charts is not None:
-            earlier = LayoutCharts(self.directory, self._earlier().charts) if self._earlier() else None
-            there = [j for j in outcome.charts.jobs if earlier and await earlier.present(j)]
-            outcome.charts.in_place = len(there)
+            described = self._earlier()
+            earlier = LayoutCharts(self.directory, described.charts) if described else None
+            outcome.charts.in_place = len([j for j in outcome.charts.jobs if earlier and await earlier.present(j)])
 
     async def copy(self, outcome: MigrationOutcome) -> None:
         await super().copy(outcome)
