@@ -5,15 +5,19 @@ the destination's ChartMuseum (upload API, with the provenance file) or as OCI c
 A version already at the destination with the source ``.tgz`` digest is skipped, so a rerun copies
 nothing; a version whose archive is not a chart Helm could load fails alone and the rest continues.
 Each version is a job of the journal (key ``chart:<destination>``) and of the report.
+
+The read side (:func:`list_chart_versions`, a :class:`ChartSource`) and the write side (a
+:class:`ChartSink`) are apart: ``migrate`` reads a ChartMuseum into OCI charts or a ChartMuseum,
+``export`` into an export's blob store, ``import`` reads that store (``ferry.airgap``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ferry.charts import CHART_LAYER_MEDIA_TYPE, ChartError, OCIChart, build_oci_chart, oci_tag
 from ferry.concurrency import bounded_map
@@ -37,12 +41,14 @@ class ChartJob:
     def destination(self, dst_host: str, mode: str) -> str:
         if mode == "oci":
             return f"{dst_host}/{self.dest_project}/{self.chart.name}:{oci_tag(self.chart.version)}"
-        return f"{dst_host}/chartrepo/{self.dest_project}/{self.chart.name}-{self.chart.version}"
+        if mode == "chartmuseum":
+            return f"{dst_host}/chartrepo/{self.dest_project}/{self.chart.name}-{self.chart.version}"
+        return f"{dst_host}:chart {self.dest_project}/{self.chart.name}:{self.chart.version}"  # an export
 
 
 @dataclass(slots=True)
 class ChartOutcome:
-    mode: str  # "oci" or "chartmuseum": how the destination receives them
+    mode: str  # "oci", "chartmuseum" or "export" (into a directory): how the destination receives them
     dst_host: str
     jobs: list[ChartJob] = field(default_factory=list)
     records: list[JobRecord] = field(default_factory=list)
@@ -83,51 +89,113 @@ class ChartOutcome:
         }
 
 
-async def plan_charts(src: ChartMuseumAPI, dst: ChartMuseumAPI | None, projects: list[str], sel: Selection,
-                      charts_as: str | None, dst_host: str) -> ChartOutcome | None:
-    """The chart versions to move, or None when the source has no ChartMuseum."""
-    if not await src.available():
-        return None
+async def chart_mode(dst: ChartMuseumAPI | None, charts_as: str | None, dst_host: str) -> str:
+    """How the destination receives charts: its ChartMuseum when it has one (unless ``--charts-as oci``),
+    else OCI charts."""
     dst_has_museum = dst is not None and await dst.available()
     mode = charts_as or ("chartmuseum" if dst_has_museum else "oci")
     if mode == "chartmuseum" and not dst_has_museum:
         raise UsageError(f"destination {dst_host} has no ChartMuseum to upload charts to",
                          hint="use --charts-as oci (Harbor 2.8 and later keep charts as OCI artifacts)")
-    outcome = ChartOutcome(mode, dst_host)
+    return mode
+
+
+async def list_chart_versions(src: ChartMuseumAPI, projects: list[str], sel: Selection) -> list[ChartVersion]:
+    """The read side: every selected chart version of the projects, by project, name and version."""
 
     async def of_project(project: str) -> list[ChartVersion]:
         names = [n for n in await src.chart_names(project) if sel.repo_selected(f"{project}/{n}")]
         lists = await bounded_map(lambda n: src.versions(project, n), names)
         return [v for versions in lists for v in versions if sel.tag_selected(v.version)]
 
-    for project, versions in zip(projects, await bounded_map(of_project, projects), strict=True):
-        dest_project = sel.project_map.get(project, project)
-        outcome.jobs.extend(ChartJob(v, dest_project) for v in sorted(versions, key=lambda v: (v.name, v.version)))
+    found = [v for versions in await bounded_map(of_project, projects) for v in versions]
+    return sorted(found, key=lambda v: (projects.index(v.project), v.name, v.version))
+
+
+def chart_jobs(versions: list[ChartVersion], project_map: dict[str, str]) -> list[ChartJob]:
+    return [ChartJob(v, project_map.get(v.project, v.project)) for v in versions]
+
+
+async def plan_charts(src: ChartMuseumAPI, dst: ChartMuseumAPI | None, projects: list[str], sel: Selection,
+                      charts_as: str | None, dst_host: str) -> ChartOutcome | None:
+    """The chart versions to move, or None when the source has no ChartMuseum."""
+    if not await src.available():
+        return None
+    outcome = ChartOutcome(await chart_mode(dst, charts_as, dst_host), dst_host)
+    outcome.jobs = chart_jobs(await list_chart_versions(src, projects, sel), dict(sel.project_map))
     return outcome
 
 
-class ChartCopier:
-    def __init__(self, outcome: ChartOutcome, src: ChartMuseumAPI, dst: ChartMuseumAPI | None,
-                 conns: Connections, journal: Journal | None = None) -> None:
-        self.outcome, self.src, self.dst, self.conns, self.journal = outcome, src, dst, conns, journal
-        self._dest_versions: dict[tuple[str, str], dict[str, str]] = {}
+class ChartSource(Protocol):
+    """Where chart archives are read: a ChartMuseum (``ChartMuseumAPI``) or an export on disk."""
+
+    async def download(self, cv: ChartVersion) -> bytes: ...
+
+    async def download_prov(self, cv: ChartVersion) -> bytes | None: ...
+
+
+class ChartSink(Protocol):
+    """Where chart versions go: OCI charts, a ChartMuseum, or an export's blob store."""
 
     async def present(self, job: ChartJob) -> str | None:
-        """The ``.tgz`` digest the destination holds for this version, or None when absent."""
-        if self.outcome.mode == "oci":
-            repo = self.conns.client(self.outcome.dst_host).repository(f"{job.dest_project}/{job.chart.name}")
-            try:
-                manifest = await repo.get_manifest(oci_tag(job.chart.version))
-            except NotFoundError:
-                return None
-            layers = [d.digest for d in manifest.layers if d.media_type == CHART_LAYER_MEDIA_TYPE]
-            return layers[0] if layers else "no chart layer"
-        assert self.dst is not None
+        """The ``.tgz`` digest the sink holds for this version, or None when absent."""
+        ...
+
+    async def put(self, job: ChartJob, chart: OCIChart) -> None: ...
+
+
+class OCICharts:
+    def __init__(self, conns: Connections, host: str) -> None:
+        self.conns, self.host = conns, host
+
+    async def present(self, job: ChartJob) -> str | None:
+        repo = self.conns.client(self.host).repository(f"{job.dest_project}/{job.chart.name}")
+        try:
+            manifest = await repo.get_manifest(oci_tag(job.chart.version))
+        except NotFoundError:
+            return None
+        layers = [d.digest for d in manifest.layers if d.media_type == CHART_LAYER_MEDIA_TYPE]
+        return layers[0] if layers else "no chart layer"
+
+    async def put(self, job: ChartJob, chart: OCIChart) -> None:
+        await push_oci_chart(self.conns, self.host, f"{job.dest_project}/{job.chart.name}",
+                             oci_tag(job.chart.version), chart)
+
+
+class MuseumCharts:
+    def __init__(self, dst: ChartMuseumAPI) -> None:
+        self.dst = dst
+        self._versions: dict[tuple[str, str], dict[str, str]] = {}
+
+    async def present(self, job: ChartJob) -> str | None:
         key = (job.dest_project, job.chart.name)
-        if key not in self._dest_versions:
-            versions = await self.dst.versions(*key)
-            self._dest_versions[key] = {v.version: v.digest for v in versions}
-        return self._dest_versions[key].get(job.chart.version)
+        if key not in self._versions:
+            self._versions[key] = {v.version: v.digest for v in await self.dst.versions(*key)}
+        return self._versions[key].get(job.chart.version)
+
+    async def put(self, job: ChartJob, chart: OCIChart) -> None:
+        await self.dst.upload(job.dest_project, job.chart.filename, chart.archive, chart.prov)
+
+
+class ChartCopier:
+    """Each job's version from ``src`` into the sink (by default the one ``outcome.mode`` names)."""
+
+    def __init__(self, outcome: ChartOutcome, src: ChartSource, dst: ChartMuseumAPI | None,
+                 conns: Connections, journal: Journal | None = None,
+                 sink: Callable[[], ChartSink] | None = None) -> None:
+        self.outcome, self.src, self.journal = outcome, src, journal
+
+        def default() -> ChartSink:
+            if outcome.mode == "oci":
+                return OCICharts(conns, outcome.dst_host)
+            assert dst is not None
+            return MuseumCharts(dst)
+
+        self._sink = sink or default
+        self.sink = self._sink()
+
+    async def present(self, job: ChartJob) -> str | None:
+        return await self.sink.present(job)
 
     async def run(self, concurrency: int = 4) -> None:
         self.outcome.records = await bounded_map(self._one, self.outcome.jobs, concurrency)
@@ -157,21 +225,14 @@ class ChartCopier:
         cv = job.chart
         archive = await self.src.download(cv)
         if sha256_digest(archive) != cv.digest:
-            raise FerryError(f"the archive downloaded is {sha256_digest(archive)}, ChartMuseum lists {cv.digest}")
+            raise FerryError(f"the archive read is {sha256_digest(archive)}, the source lists {cv.digest}")
         prov = await self.src.download_prov(cv)
-        if self.outcome.mode == "oci":
-            chart = build_oci_chart(archive, prov, cv.created)
-            await push_oci_chart(self.conns, self.outcome.dst_host, f"{job.dest_project}/{cv.name}",
-                                 oci_tag(cv.version), chart)
-        else:
-            build_oci_chart(archive, prov, cv.created)  # the same check: a chart Helm could load
-            assert self.dst is not None
-            await self.dst.upload(job.dest_project, cv.filename, archive, prov)
+        await self.sink.put(job, build_oci_chart(archive, prov, cv.created))  # a chart Helm could load
         return len(archive) + len(prov or b"")
 
     async def verify(self) -> None:
-        """Every chart version at the destination with the source ``.tgz`` digest."""
-        self._dest_versions.clear()
+        """Every chart version at the destination with the source ``.tgz`` digest (read afresh)."""
+        self.sink = self._sink()
 
         async def check(job: ChartJob) -> tuple[ChartJob, str] | None:
             try:
@@ -192,13 +253,14 @@ async def push_oci_chart(conns: Connections, host: str, repository: str, tag: st
         if await repo.has_blob(desc):
             continue
         data = chart.blob(desc)
-        await repo.put_blob(desc, _opener(data))
+        await repo.put_blob(desc, bytes_opener(data))
         if not await repo.has_blob(desc):
             raise FerryError(f"{host}: blob {desc.digest} of {repository}:{tag} is not there after its upload")
     await repo.put_manifest(chart.manifest, tag)
 
 
-def _opener(data: bytes):  # type: ignore[no-untyped-def]
+def bytes_opener(data: bytes):  # type: ignore[no-untyped-def]
+    """An engine ``open_stream`` over bytes in memory."""
     def open_stream(offset: int = 0) -> AsyncIterator[bytes]:
         async def gen() -> AsyncIterator[bytes]:
             yield data[offset:]

@@ -6,6 +6,11 @@ immutability rules, repository descriptions. Every kind is planned (read on both
 before the first write of its phase, so that a secrets file that would be needed and already exists,
 or a refusal known in advance, is reported before anything is created; the report entries say per
 project and kind what was created, updated (with the differences), left unchanged, or could not be.
+
+The source is a :class:`ConfigSource`: a live Harbor (``migrate``), or the neutral description an
+export wrote (``import``). ``ferry export`` reads a live source into that description
+(:func:`describe_configuration`): the same read, so migrate = read + apply, export = read + write,
+import = described read + apply.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ferry.errors import FerryError, UsageError
 from ferry.harbor import manual
+from ferry.harbor.client import HarborAPI
 from ferry.harbor.descriptions import Descriptions
 from ferry.harbor.immutability import Immutability
 from ferry.harbor.labels import ArtifactLabels, Labels
@@ -28,6 +34,7 @@ from ferry.harbor.resource import (
     CREATE,
     FAILED,
     MANUAL,
+    SYSTEM,
     UNCHANGED,
     UPDATE,
     CannotApply,
@@ -43,6 +50,7 @@ from ferry.harbor.secrets import SecretSink
 from ferry.harbor.users import Groups, Users
 from ferry.harbor.webhooks import Webhooks
 from ferry.plan.inventory import bounded_map
+from ferry.plan.shard import Shard, runs_whole_project_work
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +58,18 @@ log = logging.getLogger(__name__)
 KINDS = ("metadata", "allowlist", "members", "robots", "retention", "immutability", "labels", "webhooks",
          "descriptions", "users", "groups")
 DONE = {CREATE: "created", UPDATE: "updated"}
+#: Kinds whose objects belong to one repository (the repository inside the project, from the object's
+#: name): a shard moves those of its own repositories, shard 0 everything else (``in_shard``).
+PER_REPOSITORY = {"artifact-labels": lambda name: name.partition("@")[0], "descriptions": lambda name: name}
 BEFORE, AFTER = "before images", "after images"
+
+
+def in_shard(shard: Shard | None, kind: str, project: str | None, name: str) -> bool:
+    """Whether a shard's export or import carries this object (docs/decisions.md: shards)."""
+    repository = PER_REPOSITORY.get(kind)
+    if shard is None or repository is None:
+        return runs_whole_project_work(shard)
+    return project is not None and shard.owns(f"{project}/{repository(name)}")
 
 
 def parse_skip(values: Iterable[str]) -> frozenset[str]:
@@ -129,26 +148,91 @@ def steps(options: ConfigOptions, system_level: bool) -> list[_Step]:
     return [s for s in out if s.kind.name not in skip]
 
 
+async def place_at(api: HarborAPI, project: str | None) -> Place | None:
+    """A project's place at one Harbor (None when it does not exist there), or the system's."""
+    if project is None:
+        return Place()
+    p = await get_project(api, project)
+    return Place(project, p.project_id) if p else None
+
+
+class ConfigSource(Protocol):
+    async def read(self, kind: Kind, project: str | None) -> dict[str, Item]:
+        """The source's objects of ``kind`` in ``project`` (None: the system), as :meth:`Kind.read` gives them."""
+        ...
+
+
+class LiveSource:
+    """A source Harbor, read through its API."""
+
+    def __init__(self, api: HarborAPI) -> None:
+        self.api = api
+
+    async def read(self, kind: Kind, project: str | None) -> dict[str, Item]:
+        place = await place_at(self.api, project)
+        return await kind.read(self.api, place) if place else {}
+
+
+class DescribedSource:
+    """The configuration an export wrote (:func:`describe_configuration`): kind → place → name → object."""
+
+    def __init__(self, kinds: dict[str, dict[str, dict[str, dict[str, Any]]]], shard: Shard | None = None) -> None:
+        self.kinds = kinds
+        self.shard = shard
+
+    async def read(self, kind: Kind, project: str | None) -> dict[str, Item]:
+        objects = self.kinds.get(kind.name, {}).get(project or SYSTEM, {})
+        return {name: Item(o.get("body") or {}, o.get("ref")) for name, o in objects.items()
+                if in_shard(self.shard, kind.name, project, name)}
+
+
+async def describe_configuration(api: HarborAPI, options: ConfigOptions, projects: list[str], *,
+                                 system_level: bool, shard: Shard | None = None
+                                 ) -> tuple[dict[str, Any], list[ConfigEntry]]:
+    """Every kind of every project (and the system's) read from ``api`` into the neutral, JSON-ready
+    description an import applies: kind → place (project or "(system)") → name → ``{body, ref}``, each
+    ``ref`` reduced to what applying needs (:meth:`Kind.portable`: no secrets). A kind that cannot be
+    read is an entry of the second list (``cannot``), and absent from the description. With ``shard``,
+    only what that shard carries (:func:`in_shard`)."""
+    source = LiveSource(api)
+    kinds: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    refused: list[ConfigEntry] = []
+
+    async def one(step: _Step, project: str | None) -> None:
+        try:
+            items = await source.read(step.kind, project)
+            objects = {name: {"body": item.body, "ref": await step.kind.portable(api, item)}
+                       for name, item in sorted(items.items()) if in_shard(shard, step.kind.name, project, name)}
+        except FerryError as e:
+            refused.append(ConfigEntry(project or SYSTEM, step.kind.name, "*", CANNOT, note=f"reading the source: {e}"))
+            return
+        if objects:
+            kinds.setdefault(step.kind.name, {})[project or SYSTEM] = objects
+
+    places: list[str | None] = list(projects)
+    whole = runs_whole_project_work(shard)
+    wanted = [s for s in steps(options, system_level) if whole or s.kind.name in PER_REPOSITORY]
+    await bounded_map(lambda job: one(*job), [(s, p) for s in wanted for p in ([None] if s.system else places)])
+    return {"system": options.system, "system_level": system_level, "kinds": kinds}, refused
+
+
 class Configuration:
     """Plans and applies the configuration of the given projects (source name → destination name)."""
 
     def __init__(self, ctx: Context, options: ConfigOptions, projects: dict[str, str], *,
-                 system_level: bool) -> None:
+                 system_level: bool, source: ConfigSource | None = None) -> None:
         self.ctx = ctx
         self.ctx.projects = projects
         self.projects = projects
+        self.source: ConfigSource = source or LiveSource(self._source_api())
         self.steps = steps(options, system_level)
         self.entries: list[ConfigEntry] = []
         self._planned: dict[str, list[_Planned]] = {}
 
-    # -- places ---------------------------------------------------------------------------
-    async def _place(self, api_side: str, project: str | None) -> Place | None:
-        """The place at one side; None when the destination project does not exist (yet)."""
-        if project is None:
-            return Place()
-        api = self.ctx.src if api_side == "source" else self.ctx.dst
-        p = await get_project(api, project)
-        return Place(project, p.project_id) if p else None
+    def _source_api(self) -> HarborAPI:
+        if self.ctx.src is None:
+            raise UsageError("the configuration has neither a source Harbor nor an export to read")
+        return self.ctx.src
 
     # -- planning -------------------------------------------------------------------------
     async def plan(self, phase: str) -> list[ConfigEntry]:
@@ -168,8 +252,7 @@ class Configuration:
         label = self.projects[source_project] if source_project else "(system)"
         dst_project = self.projects[source_project] if source_project else None
         try:
-            src_place = await self._place("source", source_project)
-            source = await kind.read(self.ctx.src, src_place) if src_place else {}
+            source = await self.source.read(kind, source_project)
         except FerryError as e:
             return [_Planned(ConfigEntry(label, kind.name, "*", CANNOT, note=f"reading the source: {e}"), kind,
                              source_project)]
@@ -177,7 +260,7 @@ class Configuration:
             return [_Planned(ConfigEntry(label, kind.name, name, MANUAL, note=getattr(kind, "why", "")), kind,
                              source_project) for name in sorted(source)]
         try:
-            dst_place = await self._place("destination", dst_project)
+            dst_place = await place_at(self.ctx.dst, dst_project)
             existing = await kind.read(self.ctx.dst, dst_place) if dst_place else {}
         except FerryError as e:
             return [_Planned(ConfigEntry(label, kind.name, "*", CANNOT, note=f"reading the destination: {e}"),
@@ -227,7 +310,7 @@ class Configuration:
             if p.entry.action not in (CREATE, UPDATE) or p.body is None or p.source is None:
                 continue
             try:
-                place = place or await self._place("destination", dst_project)
+                place = place or await place_at(self.ctx.dst, dst_project)
                 if place is None:
                     raise CannotApply(f"project {dst_project} does not exist at the destination")
                 p.entry.note = await p.kind.apply(self.ctx, place, p.entry.name, p.body, p.source, p.existing)

@@ -19,7 +19,7 @@ from ferry.access import Access, AccessMap
 from ferry.auth.side import Side
 from ferry.chart_migration import ChartCopier, ChartOutcome, plan_charts
 from ferry.concurrency import bounded_map
-from ferry.configuration import AFTER, BEFORE, ConfigEntry, ConfigOptions, Configuration
+from ferry.configuration import AFTER, BEFORE, ConfigEntry, ConfigOptions, ConfigSource, Configuration
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
 from ferry.errors import AuthError, UsageError
@@ -273,11 +273,13 @@ class Migration:
             await self._plan_configuration(outcome, self.src_user, dst_user)
         # -- charts (issue 11)
         if src_harbor and self.options.charts and whole:
-            outcome.charts = await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None,
-                                               [p.name for p in plan.projects], self.options.selection,
-                                               self.options.charts_as, self.dst.host)
+            outcome.charts = await self._plan_charts([p.name for p in plan.projects], dst_harbor)
         # -- end charts
         return outcome
+
+    async def _plan_charts(self, projects: list[str], dst_harbor: bool) -> ChartOutcome | None:
+        return await plan_charts(self.src_charts, self.dst_charts if dst_harbor else None, projects,
+                                 self.options.selection, self.options.charts_as, self.dst.host)
 
     # The steps of ``prepare`` that an export (destination: a directory) and an import (source: a
     # directory) replace: ``ferry.airgap``.
@@ -320,20 +322,30 @@ class Migration:
         """Plan what configuration moves; refuse an existing secrets file it would need before any write."""
         opts = self.options.config
         info = await self.dst_api.systeminfo()
-        ctx = Context(self.src_api, self.dst_api, self.options.selection.project_map,
+        ctx = Context(self._config_api(), self.dst_api, self.options.selection.project_map,
                       dst_auth_mode=str(info.get("auth_mode") or "db_auth"),
                       create_users=opts.create_users or opts.system, robot_secrets=self.robot_secrets,
                       new_robot_secrets=SecretSink(opts.robot_secrets_out, "--robot-secrets-out"),
                       user_passwords=SecretSink(opts.user_passwords_out, "--user-passwords-out"))
-        admins = bool(src_user and src_user.sysadmin and dst_user and dst_user.sysadmin)
         self.configuration = Configuration(ctx, opts, {po.name: po.destination for po in outcome.projects},
-                                           system_level=admins)
+                                           system_level=self._system_level(src_user, dst_user),
+                                           source=self._config_source())
         outcome.configuration = await self.configuration.plan(BEFORE)
         if self.options.dry_run:
             outcome.configuration += await self.configuration.plan(AFTER)
             return
         for sink in self.configuration.secret_files(BEFORE):
             sink.check()
+
+    # What an import (``ferry.airgap``) replaces: the source is the export's description.
+    def _config_api(self) -> HarborAPI | None:
+        return self.src_api
+
+    def _config_source(self) -> ConfigSource | None:
+        return None  # the source Harbor, live
+
+    def _system_level(self, src_user: User | None, dst_user: User | None) -> bool:
+        return bool(src_user and src_user.sysadmin and dst_user and dst_user.sysadmin)
 
     async def configure(self, outcome: MigrationOutcome, phase: str) -> None:
         """Apply one phase of the configuration (BEFORE the images or AFTER them)."""

@@ -58,7 +58,8 @@ def exported(source: Seeded, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole source Harbor exported once (untagged artifacts included); tests copy it to change it."""
     work = tmp_path_factory.mktemp("export")
     res = FerryCLI(work / "cli").run("export", source.server.url, str(work / "dir"), "--src-creds", "admin",
-                                     "--include-untagged", "--journal", str(work / "journal.db"), "--quiet",
+                                     "--include-untagged", "--no-config", "--journal", str(work / "journal.db"),
+                                     "--quiet",
                                      env={"FERRY_SRC_PASSWORD": source.server.creds("admin")[1]}, timeout=300)
     assert res.returncode == 0, res
     return work / "dir"
@@ -121,8 +122,8 @@ def flip_byte(directory: Path, digest: str) -> None:
 
 def test_export_describes_the_harbor_and_stores_each_blob_once(source: Seeded, exported: Path) -> None:
     desc = description(exported)
-    assert desc["format"] == "ferry-export" and desc["version"] == 1 and desc["source"]["kind"] == "harbor"
-    assert desc["configuration"] == {} and desc["charts"] == []
+    assert desc["format"] == "ferry-export" and desc["version"] == 2 and desc["source"]["kind"] == "harbor"
+    assert desc["configuration"] == {} and desc["charts"] == [] and desc["shard"] is None  # --no-config, Harbor 2.8+
     projects = {p["name"]: p for p in desc["projects"]}
     for name, settings in source.projects.items():
         assert {"public": projects[name]["public"], "storage_limit": projects[name]["storage_limit"]} == settings
@@ -217,7 +218,7 @@ def test_volumes_are_self_describing_none_larger_than_asked_and_import(
 ) -> None:
     size = 40_000
     out = tmp_path / "vols"
-    res = cli.run("export", source.server.url, str(out), "--src-creds", "admin", "--include-untagged",
+    res = cli.run("export", source.server.url, str(out), "--src-creds", "admin", "--include-untagged", "--no-config",
                   "--volume-size", "40K", "--journal", str(tmp_path / "export.db"), "--quiet",
                   env={"FERRY_SRC_PASSWORD": source.server.creds("admin")[1]}, timeout=300)
     assert res.returncode == 0, res

@@ -111,9 +111,13 @@ def test_missing_volumes_are_refused_by_number(export: Path, tmp_path: Path) -> 
 
 def test_a_description_of_a_newer_format_is_refused(export: Path) -> None:
     raw = json.loads((export / d.DESCRIPTION_FILE).read_text())
-    (export / d.DESCRIPTION_FILE).write_text(json.dumps({**raw, "version": 2}))
-    with pytest.raises(UsageError, match="format version 2; this ferry reads up to 1"):
+    newer = d.VERSION + 1
+    (export / d.DESCRIPTION_FILE).write_text(json.dumps({**raw, "version": newer}))
+    with pytest.raises(UsageError, match=f"format version {newer}; this ferry reads up to {d.VERSION}"):
         d.read_description(str(export))
+    # a version 1 export (images only: empty configuration and charts) is still read
+    (export / d.DESCRIPTION_FILE).write_text(json.dumps({**raw, "version": 1, "configuration": {}, "charts": []}))
+    assert d.read_description(str(export)).charts == []
     (export / d.DESCRIPTION_FILE).write_text(json.dumps({**raw, "projects": [{"public": True}]}))
     with pytest.raises(Exception, match=r"projects\.0\.name"):
         d.read_description(str(export))

@@ -1,8 +1,9 @@
 """``ferry-export.json``: what an export holds, so that an import needs nothing from the source.
 
-The format is documented in docs/export-format.md. ``configuration`` and ``charts`` are the places the
-Harbor configuration (issue 10) and Helm charts (issue 11) fill; an import replays what it knows of
-them and refuses a description of a newer format version.
+The format is documented in docs/export-format.md. Version 2 fills ``configuration`` (the neutral
+description :func:`ferry.configuration.describe_configuration` reads) and ``charts`` (each version's
+archive and provenance file are blobs of the layout) and may name the ``shard`` it holds; version 1
+exports (images only) are still read. A description of a newer format version is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ferry.transports.files import write_file_atomic
 
 DESCRIPTION_FILE = "ferry-export.json"
 FORMAT = "ferry-export"
-VERSION = 1
+VERSION = 2
 
 
 class _Model(BaseModel):
@@ -60,6 +61,32 @@ class Image(_Model):
     accessory: bool = False  # a signature or other accessory: imported after the images
 
 
+class Blob(_Model):
+    digest: str
+    size: int
+
+
+class Chart(_Model):
+    """One Helm chart version: its ``.tgz`` (and provenance file) are blobs of the layout."""
+
+    project: str
+    name: str
+    version: str
+    filename: str  # the .tgz's name in the source's chart repository
+    created: float = 0.0  # when ChartMuseum stored it (Unix time): the OCI chart's created annotation
+    archive: Blob
+    prov: Blob | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.project}/{self.name}:{self.version}"
+
+
+class ShardInfo(_Model):
+    index: int
+    count: int
+
+
 class Source(_Model):
     url: str
     kind: str  # "harbor" or "registry"
@@ -72,8 +99,10 @@ class Description(_Model):
     created: str
     projects: list[Project] = Field(default_factory=list)
     images: list[Image] = Field(default_factory=list)
-    configuration: dict[str, Any] = Field(default_factory=dict)  # per kind (members, robots, …): issue 10
-    charts: list[dict[str, Any]] = Field(default_factory=list)  # Helm charts: issue 11
+    shard: ShardInfo | None = None  # the share of the repositories this export holds (--shard)
+    # {"system", "system_level", "kinds": kind → place → name → {body, ref}}; {} without configuration
+    configuration: dict[str, Any] = Field(default_factory=dict)
+    charts: list[Chart] = Field(default_factory=list)
 
     def project(self, name: str) -> Project | None:
         return next((p for p in self.projects if p.name == name), None)

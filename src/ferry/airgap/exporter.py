@@ -6,6 +6,11 @@ shared by many images is stored once. After the copy the layout is checked offli
 reference resolves), ``index.json`` entries of Docker manifests are typed as their OCI twins so that
 skopeo's ``oci:`` transport reads them (docs/decisions.md), and ``ferry-export.json`` describes it all.
 A rerun skips every image already listed in ``index.json`` and every blob already on disk.
+
+A Harbor's configuration is read (as ``migrate`` reads it) into the description's ``configuration``,
+and each Helm chart version's ``.tgz`` and provenance file go into the same blob store
+(:mod:`ferry.airgap.charts`), listed under ``charts``. With ``--shard`` the export holds its share of
+the repositories; shard 0 also the project-wide configuration and the charts (docs/export-format.md).
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from dataclasses import replace
 from typing import Any
 
 from ferry.airgap import description as d
+from ferry.airgap.charts import LayoutCharts
 from ferry.airgap.offline import check_export
-from ferry.configuration import ConfigOptions
+from ferry.chart_migration import ChartCopier, ChartOutcome, chart_jobs, list_chart_versions
+from ferry.configuration import AFTER, describe_configuration
 from ferry.connect import Connections
 from ferry.engine import RunEvents
 from ferry.errors import FerryError
+from ferry.harbor.charts import ChartMuseumAPI
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.projects import Project
 from ferry.journal import Journal
@@ -43,7 +51,7 @@ from ferry.plan.inventory import MigrationPlan
 from ferry.plan.model import Job
 from ferry.refs import PathRef, RegistryRef
 from ferry.transports.files import read_small, write_file_atomic
-from ferry.transports.layout import REF_NAME
+from ferry.transports.layout import OCI_LAYOUT_BYTES, REF_NAME
 from ferry.verify import Mismatch
 
 #: index.json types skopeo's oci: transport reads (field notes: it ignores the Docker ones).
@@ -60,16 +68,49 @@ class Export(Migration):
 
     def __init__(self, options: MigrationOptions, *, journal: Journal | None = None,
                  events: RunEvents | None = None) -> None:
-        # configuration and charts are not exported yet (the description has their sections, empty)
-        self.options = replace(options, selection=replace(options.selection, project_map={}), charts=False,
-                               config=ConfigOptions(enabled=False))
+        self.options = replace(options, selection=replace(options.selection, project_map={}))
         self.directory = options.destination.url
         self.src = Endpoint.parse(options.source.url, "source")
         self.dst = Endpoint(f"oci:{self.directory}", plain_http=False)
         self.conns: Connections = connections_for(options, {self.src.host: options.source.access(self.src)})
         self.src_api = HarborAPI(self.conns.client(self.src.host).http)
+        self.src_charts = ChartMuseumAPI(self.src_api)
         self.journal = journal
         self.events = events
+        self.config_description: dict[str, Any] = {}
+        self.chart_sink: LayoutCharts | None = None
+
+    async def prepare(self) -> MigrationOutcome:
+        """As migrate's, and the source's configuration read into the description to be (the read
+        half of a migration's configuration step; the import applies it)."""
+        outcome = await super().prepare()
+        config = self.options.config
+        if outcome.source_is_harbor and config.enabled and not self.options.verify_only:
+            admin = bool(self.src_user and self.src_user.sysadmin)
+            self.config_description, refused = await describe_configuration(
+                self.src_api, config, [p.name for p in outcome.projects], system_level=admin,
+                shard=self.options.shard)
+            outcome.configuration = refused or None
+        return outcome
+
+    async def _plan_charts(self, projects: list[str], dst_harbor: bool) -> ChartOutcome | None:
+        if not await self.src_charts.available():
+            return None
+        return ChartOutcome("export", self.directory, chart_jobs(
+            await list_chart_versions(self.src_charts, projects, self.options.selection), {}))
+
+    def _charts(self, charts: ChartOutcome) -> ChartCopier:
+        if self.chart_sink is None:
+            _ensure_layout(self.directory)
+            earlier = self._earlier()
+            self.chart_sink = LayoutCharts(self.directory, earlier.charts if earlier else [])
+        sink = self.chart_sink
+        return ChartCopier(charts, self.src_charts, None, self.conns, self.journal, sink=lambda: sink)
+
+    async def configure(self, outcome: MigrationOutcome, phase: str) -> None:
+        """Nothing is applied; with --config-only (no copy) the description is written here."""
+        if phase == AFTER and not self.options.images and not self.options.dry_run:
+            await asyncio.to_thread(self._finish, outcome)
 
     async def _recognise_destination(self) -> tuple[bool, User | None]:
         return False, None
@@ -98,18 +139,35 @@ class Export(Migration):
         outcome.mismatches = [m for m in _expected(outcome) if m.destination not in listed
                               or (m.expected and listed[m.destination] != m.expected)]
         outcome.in_place = len(outcome.plan.expected) - len(outcome.mismatches)
+        if outcome.charts is not None:
+            described = self._earlier()
+            earlier = LayoutCharts(self.directory, described.charts) if described else None
+            outcome.charts.in_place = len([j for j in outcome.charts.jobs if earlier and await earlier.present(j)])
 
     async def copy(self, outcome: MigrationOutcome) -> None:
         await super().copy(outcome)
         await asyncio.to_thread(self._finish, outcome)
 
     def _finish(self, outcome: MigrationOutcome) -> None:
-        assert outcome.run is not None
-        done = [(j, r.digest) for j, r in zip(outcome.plan.jobs, outcome.run.records, strict=True)
+        records = outcome.run.records if outcome.run else []
+        done = [(j, r.digest) for j, r in zip(outcome.plan.jobs, records, strict=True)
                 if r.status in ("copied", "skipped") and r.digest]
         if done:
             retype_index(self.directory)
+        _ensure_layout(self.directory)
         d.write_description(self.directory, self._describe(outcome, done))
+
+    def _earlier(self) -> d.Description | None:
+        """The description an earlier run of this export wrote, if any."""
+        try:
+            return d.read_description(self.directory)
+        except FerryError:
+            return None
+
+    def _exported_charts(self, outcome: MigrationOutcome) -> list[d.Chart]:
+        stored = self.chart_sink.stored if self.chart_sink else {}
+        return [stored[j.chart.label] for j in (outcome.charts.jobs if outcome.charts else [])
+                if j.chart.label in stored]
 
     def _describe(self, outcome: MigrationOutcome, done: list[tuple[Job, str]]) -> d.Description:
         plan = outcome.plan
@@ -142,16 +200,15 @@ class Export(Migration):
                                       storage_limit=po.storage_limit, repositories=repos))
         return d.Description(
             source=d.Source(url=self.options.source.url, kind="harbor" if outcome.source_is_harbor else "registry"),
-            created=self._created(),
-            projects=projects, images=images)
+            created=self._created(), projects=projects, images=images,
+            shard=d.ShardInfo(**self.options.shard.to_json()) if self.options.shard else None,
+            configuration=self.config_description, charts=self._exported_charts(outcome))
 
     def _created(self) -> str:
         """When the export began: a rerun keeps the time of the first run, so that the description of
         an unchanged export, and the volumes named after it, stay the same."""
-        try:
-            return d.read_description(self.directory).created
-        except FerryError:
-            return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        earlier = self._earlier()
+        return earlier.created if earlier else datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
     def _media_type(self, digest: str) -> str:
         algo, _, hexpart = digest.partition(":")
@@ -173,6 +230,19 @@ class Export(Migration):
                               if n in by_name]
         exported = {i.ref_name for i in check.description.images}
         outcome.mismatches += [m for n, m in by_name.items() if n not in exported]
+        if outcome.charts is not None:
+            listed = {c.label for c in check.description.charts}
+            jobs = {j.chart.label: j for j in outcome.charts.jobs}
+            outcome.charts.mismatches = [(jobs[n], problems or "damaged") for n in check.bad_charts if n in jobs]
+            outcome.charts.mismatches += [(j, "not in the export") for n, j in jobs.items() if n not in listed]
+
+
+def _ensure_layout(directory: str) -> None:
+    """An empty OCI layout where none is yet (an export of charts or configuration only)."""
+    os.makedirs(os.path.join(directory, "blobs", "sha256"), exist_ok=True)
+    for name, data in (("oci-layout", OCI_LAYOUT_BYTES), ("index.json", b'{"schemaVersion":2,"manifests":[]}')):
+        if not os.path.exists(os.path.join(directory, name)):
+            write_file_atomic(os.path.join(directory, name), data)
 
 
 def _name(job: Job) -> str:

@@ -2,7 +2,8 @@
 
 Every file under ``blobs/`` is rehashed once (the names are the digests), every image the description
 lists must be in ``index.json`` under its name with its digest, and everything its manifests reference
-(children, config, layers) must be present, whole and of the size the descriptor says.
+(children, config, layers) must be present, whole and of the size the descriptor says; so must every
+Helm chart version's archive and provenance file.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class OfflineCheck:
     problems: list[Problem] = field(default_factory=list)
     bad_images: list[str] = field(default_factory=list)  # ref names of the images that are not whole
     bad_blobs: list[str] = field(default_factory=list)  # digests whose file does not hash to its name
+    bad_charts: list[str] = field(default_factory=list)  # project/name:version of the charts that are not whole
 
     @property
     def ok(self) -> bool:
@@ -49,6 +51,7 @@ class OfflineCheck:
     def to_json(self) -> dict[str, object]:
         return {"blobs": self.blobs, "bytes": self.bytes, "images": len(self.description.images),
                 "bad_images": self.bad_images, "bad_blobs": self.bad_blobs,
+                "charts": len(self.description.charts), "bad_charts": self.bad_charts,
                 "problems": [{"subject": p.subject, "reason": p.reason} for p in self.problems]}
 
 
@@ -89,7 +92,7 @@ class _Walker:
         self.directory, self.sizes, self.bad = directory, sizes, bad
         self.verdicts: dict[str, list[Problem]] = {}
 
-    def _blob(self, desc: Descriptor) -> list[Problem]:
+    def blob(self, desc: Descriptor) -> list[Problem]:
         subject = f"blob {desc.digest}"
         if desc.digest not in self.sizes:
             return [Problem(subject, "missing")]
@@ -102,7 +105,7 @@ class _Walker:
     def manifest(self, desc: Descriptor) -> list[Problem]:
         if desc.digest in self.verdicts:
             return self.verdicts[desc.digest]
-        problems = self._blob(desc)
+        problems = self.blob(desc)
         if not problems:
             algo, _, hexpart = desc.digest.partition(":")
             with open(os.path.join(self.directory, "blobs", algo, hexpart), "rb") as f:
@@ -115,7 +118,7 @@ class _Walker:
                 for child in m.children:
                     problems += self.manifest(child)
                 for blob in m.blobs:
-                    problems += self._blob(blob)
+                    problems += self.blob(blob)
         self.verdicts[desc.digest] = problems
         return problems
 
@@ -158,6 +161,12 @@ def check_export(directory: str) -> OfflineCheck:
         if problems:
             check.bad_images.append(image.ref_name)
             check.problems += [p for p in problems if p not in check.problems]
+    for chart in check.description.charts:
+        problems = [p for b in (chart.archive, chart.prov) if b is not None
+                    for p in walker.blob(Descriptor("", b.digest, b.size))]
+        if problems:
+            check.bad_charts.append(chart.label)
+            check.problems += [Problem(f"chart {chart.label}", p.reason + f" ({p.subject})") for p in problems]
     described = {i.ref_name for i in check.description.images}
     check.problems += [Problem(f"index.json entry {n}", "not in the description")
                        for n in entries if n not in described]

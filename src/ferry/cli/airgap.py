@@ -14,7 +14,21 @@ from ferry.airgap.importer import Import
 from ferry.airgap.volumes import export_id, pack, parse_size, read_head, unpack, volume_paths
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async
-from ferry.cli.migrate import _options, _run
+from ferry.cli.migrate import (
+    ChartsAs,
+    ConfigOnly,
+    CreateUsers,
+    NoCharts,
+    NoConfig,
+    RobotSecrets,
+    RobotSecretsOut,
+    SkipConfig,
+    SystemConfig,
+    UserPasswordsOut,
+    _config_options,
+    _options,
+    _run,
+)
 from ferry.cli.progress import stderr_console
 from ferry.errors import UsageError
 
@@ -46,15 +60,24 @@ def export_cmd(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    no_config: NoConfig = False,
+    config_only: ConfigOnly = False,
+    skip_config: SkipConfig = [],  # noqa: B006
+    system: SystemConfig = False,
+    no_charts: NoCharts = False,
+    shard: p.Shard = None,
 ) -> None:
-    """Export everything `ferry migrate` would move to DIR (one blob store), described for `ferry import`."""
+    """Export everything `ferry migrate` would move to DIR (one blob store for images and Helm charts, the
+    projects' configuration in the description), for `ferry import`."""
     size = parse_size(volume_size) if volume_size else None
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(f"{directory} exists and is not a directory")
+    config = _config_options(no_config, config_only, skip_config, system, False, "", None, "")
     layout = os.path.join(directory, STAGING) if size else directory
     options = _options(src_url, layout, src_creds, None, src_tls_verify, "true", src_cert_dir, None, authfile,
                        project, exclude_project, repo, tag, exclude_tag, include_untagged, [], proc, retries,
-                       force=force, dry_run=dry_run)
+                       force=force, dry_run=dry_run, config=config, images=not config_only, charts=not no_charts,
+                       shard=shard)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Export))
     if size and not dry_run:
         volumes = pack(layout, directory, size)
@@ -83,15 +106,29 @@ def import_cmd(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    no_config: NoConfig = False,
+    config_only: ConfigOnly = False,
+    skip_config: SkipConfig = [],  # noqa: B006
+    create_users: CreateUsers = False,
+    user_passwords_out: UserPasswordsOut = "user-passwords.json",
+    robot_secrets: RobotSecrets = None,
+    robot_secrets_out: RobotSecretsOut = "robot-secrets.json",
+    no_charts: NoCharts = False,
+    charts_as: ChartsAs = None,
+    shard: p.Shard = None,
 ) -> None:
-    """Import an export (`ferry export`) into a Harbor or registry: projects, images, verification."""
+    """Import an export (`ferry export`) into a Harbor or registry: projects and their configuration,
+    images, Helm charts, verification."""
     if len(arguments) < 2:
         raise UsageError("ferry import needs an export (directory or volumes) and a destination URL",
                          hint="ferry import DIR|VOLUME… DST_URL")
     *sources, dst_url = arguments
+    config = _config_options(no_config, config_only, skip_config, False, create_users, user_passwords_out,
+                             robot_secrets, robot_secrets_out)
     directory = _unpacked(sources, work_dir, quiet)
     options = _options(directory, dst_url, None, dest_creds, "true", dest_tls_verify, None, dest_cert_dir, authfile,
-                       [], [], [], [], [], False, map_, proc, retries, force=force, dry_run=dry_run)
+                       [], [], [], [], [], False, map_, proc, retries, force=force, dry_run=dry_run, config=config,
+                       images=not config_only, charts=not no_charts, charts_as=charts_as, shard=shard)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Import))
 
 

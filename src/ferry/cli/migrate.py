@@ -103,7 +103,8 @@ def _print_charts(console: Console, outcome: MigrationOutcome, *, plan: bool) ->
     charts = outcome.charts
     if charts is None:
         return
-    table = Table(title=f"Helm charts → {'OCI charts' if charts.mode == 'oci' else 'ChartMuseum'}"
+    where = {"oci": "OCI charts", "chartmuseum": "ChartMuseum"}.get(charts.mode, charts.dst_host)
+    table = Table(title=f"Helm charts → {where}"
                   + (" (dry run)" if plan else ""), header_style="bold")
     cols = ("project", "charts", "versions") + (() if plan else ("copied", "skipped", "failed", "verified"))
     for col in cols:

@@ -29,10 +29,13 @@ def verify_export(directory: str, *, report: str | None, quiet: bool) -> None:
     if len(check.problems) > 50:
         console.print(f"… and {len(check.problems) - 50} more (see --report)")
     if not quiet:
-        images = len(check.description.images)
-        console.print(f"checked {check.blobs} blobs ({decimal(check.bytes)}) and {images} images: "
-                      f"{images - len(check.bad_images)} whole", highlight=False)
+        images, charts = len(check.description.images), len(check.description.charts)
+        console.print(f"checked {check.blobs} blobs ({decimal(check.bytes)}), {images} images and {charts} chart "
+                      f"versions: {images - len(check.bad_images)} and {charts - len(check.bad_charts)} whole",
+                      highlight=False)
     if not check.ok:
+        charts_bad = f", {len(check.bad_charts)} chart version(s) not whole" if check.bad_charts else ""
         raise RunFailedError(f"{len(check.problems)} problem(s) in export {directory}: "
-                             f"{len(check.bad_images)} image(s) not whole" + (f" (report: {report})" if report else ""))
+                             f"{len(check.bad_images)} image(s) not whole{charts_bad}"
+                             + (f" (report: {report})" if report else ""))
 

@@ -12,7 +12,7 @@ from typing import Any
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.resource import BaseKind, CannotApply, Context, Item, Place
 from ferry.harbor.secrets import SecretSink
-from ferry.harbor.users import DB_AUTH, create_user, destination_users, group_body, source_user
+from ferry.harbor.users import DB_AUTH, create_user, destination_users, group_body, read_user, source_user
 
 ROLES = {1: "projectAdmin", 2: "developer", 3: "guest", 4: "maintainer", 5: "limitedGuest"}
 ROLE_IDS = {v: k for k, v in ROLES.items()}
@@ -48,6 +48,14 @@ class Members(BaseKind):
         missing = source.ref.get("entity_type") == "u" and ctx.dst_users is not None and who not in ctx.dst_users
         return ctx.user_passwords if ctx.create_users and missing else None
 
+    async def portable(self, api: HarborAPI, source: Item) -> Any:
+        """The member's entity, with the source's group (type, DN) or user (e-mail, name) it is created from."""
+        ref = {k: source.ref.get(k) for k in ("entity_type", "entity_name", "entity_id")}
+        if ref["entity_type"] == "g":
+            group = await api.get(f"/usergroups/{ref['entity_id']}")
+            return {**ref, "group": group_body(group if isinstance(group, dict) else {})}
+        return {**ref, "user": await read_user(api, str(ref["entity_name"]))}
+
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
         path = place.api_path("members")
@@ -64,12 +72,16 @@ class Members(BaseKind):
             async with ctx.user_creation:
                 users = await destination_users(ctx) if ctx.create_users and ctx.dst_auth_mode == DB_AUTH else None
                 if users is not None and who not in users:
-                    await create_user(ctx, who, await source_user(ctx, who))
+                    known = source.ref.get("user")
+                    await create_user(ctx, who, known if known is not None else await source_user(ctx, who))
                     note = f"user {who} created, password written to the passwords file"
             member: dict[str, Any] = {"member_user": {"username": who}}
         else:
-            group = await ctx.src.get(f"/usergroups/{source.ref.get('entity_id')}")
-            member = {"member_group": {"group_name": who, **group_body(group if isinstance(group, dict) else {})}}
+            group = source.ref.get("group")
+            if group is None:
+                answer = await ctx.src.get(f"/usergroups/{source.ref.get('entity_id')}") if ctx.src else {}
+                group = group_body(answer if isinstance(answer, dict) else {})
+            member = {"member_group": {"group_name": who, **group}}
         await ctx.dst.send("POST", path, {"role_id": role_id, **member}, ok=(201,),
                            what=f"Harbor member creation ({name})")
         return note

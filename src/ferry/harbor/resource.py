@@ -57,7 +57,7 @@ class Item:
 class Context:
     """What the kinds share during one migration."""
 
-    src: HarborAPI
+    src: HarborAPI | None  # None when the source is an export on disk (ferry import)
     dst: HarborAPI
     project_map: Mapping[str, str] = field(default_factory=dict)
     dst_auth_mode: str = "db_auth"
@@ -94,6 +94,11 @@ class Kind(Protocol):
         """The secrets file creating the object writes to, checked before anything is written."""
         ...
 
+    async def portable(self, api: HarborAPI, source: Item) -> Any:
+        """What :meth:`apply` needs of a source object's ``ref``, JSON-ready and without secrets, so
+        that an export can be applied with no source at hand (``ferry import``)."""
+        ...
+
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
         """Create or update the object at the destination; a note for the report ('' for none).
@@ -114,6 +119,9 @@ class BaseKind:
 
     def secret_file(self, ctx: Context, source: Item) -> SecretSink | None:
         return None
+
+    async def portable(self, api: HarborAPI, source: Item) -> Any:
+        return None  # apply needs nothing of the source's ref
 
 
 def show(value: Any) -> str:

@@ -73,6 +73,9 @@ class Robots(BaseKind):
         """The file a creation writes to: the new-secrets file unless the secret is known."""
         return None if str(source.ref.get("name")) in ctx.robot_secrets else ctx.new_robot_secrets
 
+    async def portable(self, api: HarborAPI, source: Item) -> Any:
+        return {"name": source.ref.get("name")}  # never the secret (Harbor does not list it anyway)
+
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
         level = "project" if place.project else "system"

@@ -57,13 +57,17 @@ async def create_user(ctx: Context, username: str, body: dict[str, Any]) -> None
         ctx.dst_users.add(username)
 
 
-async def source_user(ctx: Context, username: str) -> dict[str, Any]:
-    """A source user's e-mail, real name and comment (empty when the caller may not read them)."""
+async def read_user(api: HarborAPI, username: str) -> dict[str, Any]:
+    """A user's e-mail, real name and comment (empty when the caller may not read them)."""
     try:
-        found = await _users(ctx.src, {"q": f"username={username}"})
+        found = await _users(api, {"q": f"username={username}"})
     except AuthError:
         return user_body({})
     return user_body(found.get(username, {}))
+
+
+async def source_user(ctx: Context, username: str) -> dict[str, Any]:
+    return await read_user(ctx.src, username) if ctx.src is not None else user_body({})
 
 
 class Users(BaseKind):

@@ -39,6 +39,11 @@ class Webhooks(BaseKind):
             out[str(p.get("name"))] = Item(body, {"id": p.get("id"), "targets": targets})
         return out
 
+    async def portable(self, api: HarborAPI, source: Item) -> Any:
+        """The targets without their auth headers: an export on disk carries no credentials (the
+        import reports which policies need theirs re-entered)."""
+        return {"targets": [{k: v for k, v in t.items() if k != AUTH} for t in source.ref["targets"]]}
+
     async def apply(self, ctx: Context, place: Place, name: str, body: dict[str, Any], source: Item,
                     existing: Item | None) -> str:
         kept = {t.get("address"): t.get(AUTH) for t in existing.ref["targets"]} if existing else {}
