@@ -159,15 +159,14 @@ def _read_path(path: Path) -> bytes | None:
 async def _get(session: Any, url: str) -> bytes | None:
     import aiohttp
 
+    from ferry.bodies import read_limited
+
     try:
         async with session.get(url) as response:
             if response.status == 404:
                 return None
             if response.status != 200:
                 raise ProtocolError(f"reading signature {url}: HTTP {response.status}")
-            body = await response.content.read(MAX_SIGNATURE_BYTES + 1)
+            return await read_limited(response, MAX_SIGNATURE_BYTES, f"signature {url}")
     except (aiohttp.ClientError, TimeoutError) as e:
         raise NetworkError(f"reading signature {url}: {e or type(e).__name__}") from None
-    if len(body) > MAX_SIGNATURE_BYTES:
-        raise ProtocolError(f"{url}: a signature larger than {MAX_SIGNATURE_BYTES} bytes")
-    return body
