@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
+import functools
 import threading
 from pathlib import Path
 
@@ -170,10 +171,14 @@ def refusal(requirement: SignedBy, keyring: Keyring, signatures: list[bytes], ma
     return "; ".join(reasons)
 
 
+#: registries.d read once per command (a sync asks for every image).
+_registries_d = functools.cache(RegistriesD.load)
+
+
 async def _signatures(ref: ImageRef, digest: str, registries_d: str | None) -> tuple[list[bytes], str]:
     """The image's simple signatures, and where they were looked for (for the "none found" message)."""
     if isinstance(ref, RegistryRef):
-        base = RegistriesD.load(registries_d).base(ref)
+        base = _registries_d(registries_d).base(ref)
         return await fetch_signatures(base, ref, digest), signature_url(base, ref, digest, 1).rsplit("/", 1)[0]
     if isinstance(ref, PathRef) and ref.transport == "dir":
         return read_signature_files(ref.path), f"no signature-1 in {ref.path}"

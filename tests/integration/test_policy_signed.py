@@ -33,8 +33,10 @@ INSECURE = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 @dataclass(frozen=True)
 class Signed:
     """One registry holding ``signed/app:v1`` (signed by ``keyring.fingerprint`` into a file:// lookaside),
-    ``signed/app:v2`` (the same manifest, tagged later: the signature names v1) and an unsigned
-    ``signed/plain:v1``; ``dir`` is the signed image as skopeo's ``dir:`` with its ``signature-1``."""
+    ``signed/app:v2`` (the same manifest, tagged later: the signature names v1), an unsigned
+    ``signed/plain:v1``, ``mirror/signed/app:v1`` (a mirror, v1's signature beside it) and
+    ``signed/swapped:v1`` (another image with v1's signature); ``dir`` is the signed image as skopeo's
+    ``dir:`` with its ``signature-1``."""
 
     registry: Registry
     keyring: Keyring
@@ -81,6 +83,9 @@ def signed(tmp_path_factory: pytest.TempPathFactory, keyring: Keyring) -> Iterat
         digest = manifest_digest(registry.ref("signed/app:v1"))
         kept = f"app@sha256={digest.removeprefix('sha256:')}"
         shutil.copytree(lookaside / "signed" / kept, lookaside / "mirror" / "signed" / kept)
+        push_layout(layout.path, "plain", registry.ref("signed/swapped:v1"))  # with v1's signature: wrong digest
+        plain = manifest_digest(registry.ref("signed/swapped:v1")).removeprefix("sha256:")
+        shutil.copytree(lookaside / "signed" / kept, lookaside / "signed" / f"swapped@sha256={plain}")
         yield Signed(registry, keyring, registries_d, lookaside,
                      keyring.export(keyring.fingerprint, root / "signer.gpg"),
                      keyring.export(keyring.protected, root / "other.gpg"), digest, root / "dir")
@@ -101,13 +106,14 @@ def _signed_by(key: Path, identity: dict[str, str] | None = None, **keys: Any) -
 
 def _both_copy(s: Signed, tmp_path: Path, policy: Path, source: str, name: str,
                registries_d: Path | None = None) -> tuple[FerryResult, int]:
-    """ferry's copy and skopeo's, with the same policy and registries.d, to two destinations."""
+    """ferry's copy and skopeo's (at the same time), with the same policy and registries.d, to two
+    destinations."""
     d = str(registries_d or s.registries_d)
-    r = FerryCLI(tmp_path / "cli").run("copy", "--policy", str(policy), "--registries.d", d, *INSECURE, source,
-                                       f"docker://{s.registry.ref(f'ferry/{name}:v1')}")
+    running = FerryCLI(tmp_path / "cli").start("copy", "--policy", str(policy), "--registries.d", d, *INSECURE,
+                                               source, f"docker://{s.registry.ref(f'ferry/{name}:v1')}")
     oracle = s.keyring.skopeo("copy", "--policy", str(policy), "--registries.d", d, "--remove-signatures",
                               *INSECURE, source, f"docker://{s.registry.ref(f'skopeo/{name}:v1')}")
-    return r, oracle.returncode
+    return running.wait(), oracle.returncode
 
 
 def _accepted(s: Signed, r: FerryResult, skopeo_rc: int, name: str) -> None:
@@ -131,6 +137,7 @@ CASES = {
     "signed": ("signed/app:v1", "signer", None, True, ()),
     "other-key": ("signed/app:v1", "other", None, False, ("signature 1 is by key", "not one of", "other.gpg")),
     "unsigned": ("signed/plain:v1", "signer", None, False, ("no signature found", "signed/plain@sha256=")),
+    "swapped": ("signed/swapped:v1", "signer", None, False, ("signature 1 is for digest", "not the manifest's")),
     "retagged": ("signed/app:v2", "signer", None, False, ("is for identity", "signed/app:v1",
                                                           "matchRepoDigestOrExact does not accept")),
     "exact-reference": ("signed/app:v2", "signer",
