@@ -22,8 +22,10 @@ import pytest
 from tests.support import images as im
 from tests.support.cli import FerryCLI, FerryResult
 from tests.support.gpg import Keyring, make_keyring
+from tests.support.harbor import HarborServer
+from tests.support.harbor_seed import HarborSeeder
 from tests.support.registry import Registry, start_registry
-from tests.support.skopeo import manifest_digest, push_layout, skopeo
+from tests.support.skopeo import SkopeoError, inspect_raw, manifest_digest, push_layout, skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +236,38 @@ def test_sync_refuses_only_the_images_whose_signatures_fail(signed: Signed, tmp_
     failed = [j for j in json.loads(report.read_text())["jobs"] if j["status"] == "failed"]
     assert [j["source"] for j in failed] == [signed.registry.ref("signed/app:v2")], failed
     assert "is for identity" in failed[0]["error"], failed
+
+
+@pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed")
+def test_migrate_refuses_only_the_images_whose_signatures_fail(keyring: Keyring, tmp_path: Path) -> None:
+    """Harbor to Harbor: the signed image (``skopeo standalone-sign``, put in a file:// lookaside) arrives,
+    the unsigned one is a failed job with the reason in the report."""
+    with HarborServer(tmp_path / "src") as src, HarborServer(tmp_path / "dst") as dst:
+        seeder = HarborSeeder(src, tmp_path)
+        seeder.project("proj", public=True)
+        signed_digest = seeder.image("proj/app:v1", seed=163, docker=True)
+        seeder.image("proj/plain:v1", seed=164, docker=True)
+        lookaside = tmp_path / "sigstore"
+        kept = lookaside / "proj" / f"app@sha256={signed_digest.removeprefix('sha256:')}"
+        kept.mkdir(parents=True)
+        manifest = tmp_path / "manifest.json"
+        manifest.write_bytes(seeder.seeded.manifests[signed_digest][0])
+        made = keyring.skopeo("standalone-sign", str(manifest), src.ref("proj/app:v1"), keyring.fingerprint,
+                              "-o", str(kept / "signature-1"))
+        assert made.returncode == 0, made.stderr
+        registries_d = tmp_path / "registries.d"
+        registries_d.mkdir()
+        (registries_d / "src.yaml").write_text(f"docker:\n  {src.host}:\n    lookaside: file://{lookaside}\n")
+        policy = _policy(tmp_path / "policy.json", "docker", src.host,
+                         _signed_by(keyring.export(keyring.fingerprint, tmp_path / "signer.gpg")))
+        report = tmp_path / "report.json"
+        r = FerryCLI(tmp_path / "cli").run(
+            "migrate", src.url, dst.url, "--src-creds", "admin", "--dest-creds", "admin", "--no-config",
+            "--journal", str(tmp_path / "journal.db"), "--report", str(report), "--policy", str(policy),
+            "--registries.d", str(registries_d),
+            env={"FERRY_SRC_PASSWORD": src.admin_creds[1], "FERRY_DEST_PASSWORD": dst.admin_creds[1]}, timeout=300)
+        assert r.returncode == 1, r
+        assert manifest_digest(dst.ref("proj/app:v1"), creds=dst.admin_creds) == signed_digest
+        with pytest.raises(SkopeoError):  # refused: never pushed
+            inspect_raw(dst.ref("proj/plain:v1"), creds=dst.admin_creds)
+        assert "no signature found" in report.read_text() and "proj/plain" in report.read_text()
