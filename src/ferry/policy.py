@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ferry.errors import AuthError
+from ferry.errors import AuthError, UsageError
 from ferry.plan.files import Format, read_document
 from ferry.refs import DEFAULT_TAG, ImageRef, RegistryRef, parse_docker_ref
 
@@ -44,8 +44,6 @@ class Reject(_Strict):
 
 def _docker_reference(text: str) -> RegistryRef:
     """A signedIdentity's reference, normalised as containers/image's ``ParseNormalizedNamed`` does."""
-    from ferry.errors import UsageError
-
     try:
         return parse_docker_ref(text, default_tag=False)
     except UsageError as e:
