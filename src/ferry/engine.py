@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -13,9 +13,15 @@ from ferry.connect import Connections
 from ferry.copy import BlobTransfers, Events, ImageCopier, NoEvents
 from ferry.errors import FerryError
 from ferry.journal import JobRecord, JobStatus, Journal
+from ferry.media import Manifest
 from ferry.plan.model import Job, PlatformFilter
 from ferry.pushorder import PushOrder
 from ferry.refs import ImageRef, PathRef
+from ferry.transports.base import Source
+
+#: A per-image check before copying (the signature policy, ``cli/trust.py``): raises to refuse the image,
+#: or returns the source manifest it checked, which the copy then pushes.
+Admission = Callable[[ImageRef, Source, str], Awaitable[Manifest | None]]
 
 
 class RunEvents(Events, Protocol):
@@ -59,6 +65,7 @@ class EngineOptions:
     retries: int = 2  # extra rounds for failed jobs after the first pass
     force: bool = False
     platforms: PlatformFilter = field(default_factory=PlatformFilter)
+    admit: Admission | None = None
 
 
 class Engine:
@@ -109,10 +116,12 @@ class Engine:
         try:
             src = self.conns.source(job.source)
             dst = self.conns.destination(job.destination)
+            admit = self.options.admit
+            root = await admit(job.source, src, _reference(job.source)) if admit is not None else None
             result = await self.copier.copy(
                 src, dst, _reference(job.source), _reference(job.destination) if isinstance(job.destination, PathRef)
                 else job.destination.tag,
-                platforms=self.options.platforms, force=self.options.force,
+                platforms=self.options.platforms, force=self.options.force, root=root,
                 before_push=lambda: order.turn(job),
             )
             record.status = JobStatus.SKIPPED if result.skipped else JobStatus.COPIED

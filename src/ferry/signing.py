@@ -15,9 +15,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,14 @@ class VerificationError(FerryError):
     reference. Exit code 1, as for any verification that found a difference."""
 
     exit_code = 1
+
+
+class UnknownKeyError(VerificationError):
+    """A good-looking signature by a key the keyring does not hold."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"signature by key {key} cannot be verified: its public key is not in the keyring")
 
 
 class _Strict(BaseModel):
@@ -123,14 +130,29 @@ def verify(signature: bytes, manifest: bytes, docker_reference: str, fingerprint
     (containers/image's ``VerifyImageManifestSignatureUsingKeyIdentityList``). ``public_keys`` (an
     exported keyring) replaces the user's keyring; then ``["any"]`` accepts each key it holds."""
     expected_ref = normalized_reference(docker_reference)
-    with _keyring(public_keys) as (home, imported):
+    if public_keys is None:
         if fingerprints == ["any"]:
-            if public_keys is None:
-                raise UsageError("Cannot use any fingerprint without a public key file")
-            fingerprints = imported
-        result = _gpg(["--output", "-", "--verify"], signature, home=home)
-    status = _status(result.stderr)
-    signer, primary = _valid_signer(status)
+            raise UsageError("Cannot use any fingerprint without a public key file")
+        verified = open_signature(signature, fingerprints)
+    else:
+        with Keyring([public_keys]) as keyring:
+            verified = keyring.open(signature, None if fingerprints == ["any"] else fingerprints)
+    check_digest(verified, manifest)
+    signed_ref = verified.docker_reference
+    try:
+        normalized_signed = normalized_reference(signed_ref)
+    except UsageError:
+        raise VerificationError(f"invalid docker reference {signed_ref!r} in the signature") from None
+    if normalized_signed != expected_ref:
+        raise VerificationError(f"signature is for docker reference {signed_ref!r}, not {docker_reference!r}")
+    return verified
+
+
+def open_signature(signature: bytes, fingerprints: list[str], *, home: str | None = None) -> Verified:
+    """The claim of a signature that gpg verifies (in the keyring ``home``, else the user's) and that is
+    by one of ``fingerprints``. Its digest and reference are the caller's to check."""
+    result = _gpg(["--output", "-", "--verify"], signature, home=home)
+    signer, primary = _valid_signer(_status(result.stderr))
     accepted = {f.upper() for f in fingerprints}
     if signer in accepted:
         matched = signer
@@ -140,18 +162,14 @@ def verify(signature: bytes, manifest: bytes, docker_reference: str, fingerprint
         raise VerificationError(f"signature by key {signer} is not accepted",
                                 hint=f"expected {', '.join(fingerprints) or 'no key'}")
     body = _parse_claim(result.stdout)
-    signed_digest = body.critical.image.docker_manifest_digest
-    if signed_digest != manifest_digest(manifest):
-        raise VerificationError(f"signature for docker digest {signed_digest} does not match the manifest "
-                                f"(its digest is {manifest_digest(manifest)})")
-    signed_ref = body.critical.identity.docker_reference
-    try:
-        normalized_signed = normalized_reference(signed_ref)
-    except UsageError:
-        raise VerificationError(f"invalid docker reference {signed_ref!r} in the signature") from None
-    if normalized_signed != expected_ref:
-        raise VerificationError(f"signature is for docker reference {signed_ref!r}, not {docker_reference!r}")
-    return Verified(matched, signed_digest, signed_ref)
+    return Verified(matched, body.critical.image.docker_manifest_digest, body.critical.identity.docker_reference)
+
+
+def check_digest(verified: Verified, manifest: bytes) -> None:
+    """The signed digest must be that of ``manifest`` (the bytes read, not a digest someone announced)."""
+    if verified.manifest_digest != manifest_digest(manifest):
+        raise VerificationError(f"signature for docker digest {verified.manifest_digest} does not match the "
+                                f"manifest (its digest is {manifest_digest(manifest)})")
 
 
 def _parse_claim(content: bytes) -> _Claim:
@@ -184,8 +202,9 @@ def _valid_signer(status: dict[str, list[list[str]]]) -> tuple[str, str]:
         raise VerificationError(f"unexpected GPG signature count {len(status['NEWSIG'])}")
     if "ERRSIG" in status:
         key = status["ERRSIG"][0][0] if status["ERRSIG"][0] else "?"
-        why = "its public key is not in the keyring" if "NO_PUBKEY" in status else "gpg cannot check it"
-        raise VerificationError(f"signature by key {key} cannot be verified: {why}")
+        if "NO_PUBKEY" in status:
+            raise UnknownKeyError(key)
+        raise VerificationError(f"signature by key {key} cannot be verified: gpg cannot check it")
     for word, why in (("BADSIG", "the signed content was altered"), ("EXPKEYSIG", "the signing key has expired"),
                       ("REVKEYSIG", "the signing key was revoked"), ("EXPSIG", "the signature has expired")):
         if word in status:
@@ -246,22 +265,43 @@ def _gpg(args: list[str], data: bytes, *, home: str | None = None, passphrase: s
             os.close(read_end)
 
 
-@contextmanager
-def _keyring(public_keys: bytes | None) -> Iterator[tuple[str | None, list[str]]]:
-    """The user's keyring (``None``), or a temporary one holding ``public_keys`` and their fingerprints."""
-    if public_keys is None:
-        yield None, []
-        return
-    with tempfile.TemporaryDirectory(prefix="ferry-gpg-") as home:
-        result = _gpg(["--import"], public_keys, home=home)
-        fingerprints = [args[1].upper() for args in _status(result.stderr).get("IMPORT_OK", []) if len(args) > 1]
-        if result.returncode != 0 and not fingerprints:
-            raise UsageError(f"the public key file holds no usable key: {_last_message(result.stderr)}")
+class Keyring:
+    """A temporary GPG home holding only the given public keys, and those keys' fingerprints: what
+    containers/image's ephemeral mechanism is for a ``--public-key-file`` or a policy's ``signedBy``."""
+
+    def __init__(self, public_keys: list[bytes]) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="ferry-gpg-")
+        self.home = self._dir.name
+        self._lock = threading.Lock()  # one gpg at a time in this home (callers run it in worker threads)
+        fingerprints: set[str] = set()
         try:
-            yield home, sorted(set(fingerprints))
-        finally:
-            if gpgconf := shutil.which("gpgconf"):  # an agent started for this keyring would outlive it
-                subprocess.run([gpgconf, "--homedir", home, "--kill", "all"], capture_output=True, check=False)
+            for blob in public_keys:
+                result = _gpg(["--import"], blob, home=self.home)
+                imported = [args[1].upper() for args in _status(result.stderr).get("IMPORT_OK", []) if len(args) > 1]
+                if result.returncode != 0 and not imported:
+                    raise UsageError(f"the public key file holds no usable key: {_last_message(result.stderr)}")
+                fingerprints.update(imported)
+        except BaseException:
+            self.close()
+            raise
+        self.fingerprints = sorted(fingerprints)
+
+    def open(self, signature: bytes, fingerprints: list[str] | None = None) -> Verified:
+        """:func:`open_signature` in this keyring; by default every key it holds is accepted."""
+        with self._lock:
+            return open_signature(signature, self.fingerprints if fingerprints is None else fingerprints,
+                                  home=self.home)
+
+    def close(self) -> None:
+        if gpgconf := shutil.which("gpgconf"):  # an agent started for this keyring would outlive it
+            subprocess.run([gpgconf, "--homedir", self.home, "--kill", "all"], capture_output=True, check=False)
+        self._dir.cleanup()
+
+    def __enter__(self) -> Keyring:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_passphrase_file(path: Path | None) -> str | None:

@@ -9,61 +9,25 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import images as im
 from tests.support.cli import FerryCLI, FerryResult
+from tests.support.gpg import PASSPHRASE, Keyring, make_keyring
 from tests.support.registry import start_registry
 from tests.support.skopeo import inspect_raw, push_schema1, schema1_digest
 
 pytestmark = pytest.mark.integration
 
 REFERENCE = "registry.example:5000/proj/app:v1"
-PASSPHRASE = "correct horse battery staple"
-
-
-@dataclass(frozen=True)
-class Keyring:
-    home: Path
-    fingerprint: str  # a key without passphrase
-    protected: str  # a key whose passphrase is in passphrase_file
-    passphrase_file: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"GNUPGHOME": str(self.home)}
-
-    def skopeo(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["skopeo", *args], env={"PATH": "/usr/bin:/bin", "GNUPGHOME": str(self.home)},
-                              capture_output=True, text=True, check=False, timeout=60)
-
-
-def _gen_key(home: Path, uid: str, *passphrase_args: str) -> str:
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", *passphrase_args, "--quick-gen-key", uid,
-                    "ed25519", "sign", "never"], check=True, capture_output=True, timeout=60)
-    listing = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "--list-secret-keys", uid],
-                             check=True, capture_output=True, text=True).stdout
-    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
 
 
 @pytest.fixture(scope="module")
 def keyring() -> Iterator[Keyring]:
-    # a short path: gpg-agent's socket lives in the home directory and socket paths are short
-    home = Path(tempfile.mkdtemp(prefix="fg-", dir="/tmp"))
-    home.chmod(0o700)
-    passphrase_file = home / "passphrase"
-    passphrase_file.write_text(PASSPHRASE + "\n")
-    try:
-        plain = _gen_key(home, "Ferry Test <plain@example.invalid>", "--passphrase", "")
-        protected = _gen_key(home, "Ferry Test <protected@example.invalid>", "--pinentry-mode", "loopback",
-                             "--passphrase-file", str(passphrase_file))
-        yield Keyring(home, plain, protected, passphrase_file)
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
-        shutil.rmtree(home, ignore_errors=True)
+    with make_keyring() as made:
+        yield made
 
 
 @pytest.fixture
@@ -181,9 +145,7 @@ def test_a_public_key_file_replaces_the_keyring(tmp_path: Path, keyring: Keyring
     sig = tmp_path / "skopeo.sig"
     made = keyring.skopeo("standalone-sign", str(manifest), REFERENCE, keyring.fingerprint, "-o", str(sig))
     assert made.returncode == 0, made.stderr
-    public = tmp_path / "public.gpg"
-    public.write_bytes(subprocess.run(["gpg", "--homedir", str(keyring.home), "--export", keyring.fingerprint],
-                                      check=True, capture_output=True).stdout)
+    public = keyring.export(keyring.fingerprint, tmp_path / "public.gpg")
     empty = Path(tempfile.mkdtemp(prefix="fe-", dir="/tmp"))  # a keyring without the key: the file must do
     empty.chmod(0o700)
     try:

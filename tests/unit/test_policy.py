@@ -89,7 +89,7 @@ def test_path_transports_match_the_directory_and_its_parents(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("requirement", [
-    SIGNED_BY,
+    [{**SIGNED_BY[0], "keyType": "X509Certificates"}],
     [{"type": "sigstoreSigned", "keyPath": "/etc/cosign.pub"}],
     [{"type": "signedBaseLayer", "baseLayerIdentity": {"type": "matchRepository"}}],
 ])
@@ -99,7 +99,8 @@ def test_a_requirement_ferry_cannot_check_refuses_only_the_images_it_applies_to(
     assert _allowed(p, "docker://127.0.0.1:5000/app:v1")
     with pytest.raises(AuthError) as err:
         policy.check(p, parse_image_ref("docker://signed.example/app:v1"))
-    assert f"policy requirement {requirement[0]['type']} for transports.docker[\"signed.example\"]" in str(err.value)
+    what = "signedBy keyType X509Certificates" if requirement[0]["type"] == "signedBy" else requirement[0]["type"]
+    assert f"policy requirement {what} for transports.docker[\"signed.example\"]" in str(err.value)
     assert "is not supported by ferry" in str(err.value)
 
 

@@ -111,7 +111,7 @@ def main(
         tempfile.tempdir = tmpdir  # Python's temporary files, and TMPDIR for any helper program
         os.environ["TMPDIR"] = str(tmpdir)
     state.debug = debug
-    state.policy = TrustPolicy(policy, insecure_policy)
+    state.policy = TrustPolicy(policy, insecure_policy, registries_d)
     state.override_os, state.override_arch, state.override_variant = override_os, override_arch, override_variant
     state.command_timeout = command_timeout
     state.deadline = time.monotonic() + seconds if seconds > 0 else None  # skopeo: 0 or less means none

@@ -52,7 +52,6 @@ def copy(
     dst_side = side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-")
     amap = access_map((src_ref, src_side), (dst_ref, dst_side))
     state.policy.check(src_ref)
-    warn_uncopied_signatures(state.registries_d, src_ref)
 
     async def go() -> None:
         conns = Connections(amap)
@@ -65,7 +64,8 @@ def copy(
                     raise UsageError("a destination cannot name a digest; give a tag or none")
             else:
                 dst_tag = dst_ref.name
-            result = await ImageCopier().copy(src, dst, reference, dst_tag, platform=platform, force=force)
+            root = await state.policy.admit(src_ref, src, reference)  # signedBy: the manifest it verified
+            result = await ImageCopier().copy(src, dst, reference, dst_tag, platform=platform, force=force, root=root)
         finally:
             await src.close()
             if dst is not src:
@@ -87,6 +87,7 @@ def copy(
             )
 
     run_async(go())
+    warn_uncopied_signatures(state.registries_d, src_ref)  # after the copy: a refused one needs no warning
 
 
 def _registry_side(ref: RegistryRef, creds: str | None, tls_verify: str, cert_dir: str | None,

@@ -90,7 +90,8 @@ def sync(
         print("ferry: note: --records is no longer needed (image-syncer dropped it in 1.1.0): ferry's journal "
               "remembers what each destination holds", file=sys.stderr)
     platforms = PlatformFilter(os=_split(os_), arch=_split(arch))
-    options = EngineOptions(proc=proc, retries=retries, force=force, platforms=platforms)
+    options = EngineOptions(proc=proc, retries=retries, force=force, platforms=platforms,
+                            admit=state.policy.admission())
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
                    log=log, shard=share))
 

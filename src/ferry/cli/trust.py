@@ -1,5 +1,8 @@
 """Where skopeo's signature policy (``--policy``, ``--insecure-policy``) applies: copy, sync and migrate
-ask :meth:`TrustPolicy.check` for every source image before anything is copied."""
+ask :meth:`TrustPolicy.check` for every source image before anything is copied (``reject`` and what ferry
+cannot check stop the command there), and :meth:`TrustPolicy.admit` for each image as it is copied
+(``signedBy``: its signatures are read and verified against the manifest the copy then pushes; one
+image refused fails that image only)."""
 
 from __future__ import annotations
 
@@ -9,22 +12,49 @@ from typing import TYPE_CHECKING
 from ferry.refs import ImageRef
 
 if TYPE_CHECKING:
+    from ferry.engine import Admission
+    from ferry.media import Manifest
     from ferry.policy import Policy
+    from ferry.signed_by import Keyrings
+    from ferry.transports.base import Source
 
 
 class TrustPolicy:
     """The global policy options; the policy file is read once, at the first image checked."""
 
-    def __init__(self, path: str | None = None, insecure: bool = False) -> None:
+    def __init__(self, path: str | None = None, insecure: bool = False, registries_d: str | None = None) -> None:
         self.path = path
         self.insecure = insecure
+        self.registries_d = registries_d  # --registries.d: where the lookaside of signatures is configured
         self._loaded: Policy | None = None
+        self._keyrings: Keyrings | None = None
 
-    def check(self, source: ImageRef) -> None:
-        """Raise (``AuthError``, exit 3) when the policy refuses ``source`` (:func:`ferry.policy.load`
-        says which policy applies when ``--policy`` is not given)."""
+    def _policy(self) -> Policy:
         from ferry import policy  # pydantic: imported only by the commands that copy
 
         if self._loaded is None:
             self._loaded = policy.load(Path(self.path) if self.path else None, self.insecure)
-        policy.check(self._loaded, source)
+        return self._loaded
+
+    def check(self, source: ImageRef) -> None:
+        """Raise (``AuthError``, exit 3) when the policy refuses ``source`` whatever its signatures
+        (:func:`ferry.policy.load` says which policy applies when ``--policy`` is not given)."""
+        from ferry import policy
+
+        policy.check(self._policy(), source)
+
+    async def admit(self, source: ImageRef, src: Source, reference: str) -> Manifest | None:
+        """Raise (exit 3) when the policy refuses ``source``; its manifest when signatures were checked
+        against it (the copy must push that one), else None."""
+        from ferry.signed_by import Keyrings, admit
+
+        if self._keyrings is None:
+            self._keyrings = Keyrings()
+        return await admit(self._policy(), source, src, reference, registries_d=self.registries_d,
+                           keyrings=self._keyrings)
+
+    def admission(self) -> Admission | None:
+        """The per-image check for the engine of sync and migrate; None when no scope asks for signatures."""
+        from ferry import policy
+
+        return self.admit if policy.has_signed_by(self._policy()) else None
