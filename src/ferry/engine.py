@@ -15,6 +15,7 @@ from ferry.errors import FerryError
 from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.plan.model import Job, PlatformFilter
 from ferry.pushorder import PushOrder
+from ferry.ratelimit import RateLimits
 from ferry.refs import ImageRef, PathRef
 
 
@@ -59,6 +60,7 @@ class EngineOptions:
     retries: int = 2  # extra rounds for failed jobs after the first pass
     force: bool = False
     platforms: PlatformFilter = field(default_factory=PlatformFilter)
+    limits: RateLimits = field(default_factory=RateLimits)  # --max-bandwidth, --max-requests (ferry.connect)
 
 
 class Engine:

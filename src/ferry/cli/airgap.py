@@ -15,6 +15,7 @@ from ferry.airgap.volumes import export_id, pack, parse_size, read_head, unpack,
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async
 from ferry.cli.migrate import _options, _run
+from ferry.cli.options import rate_limits
 from ferry.cli.progress import stderr_console
 from ferry.errors import UsageError
 
@@ -46,6 +47,8 @@ def export_cmd(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Export everything `ferry migrate` would move to DIR (one blob store), described for `ferry import`."""
     size = parse_size(volume_size) if volume_size else None
@@ -54,7 +57,7 @@ def export_cmd(
     layout = os.path.join(directory, STAGING) if size else directory
     options = _options(src_url, layout, src_creds, None, src_tls_verify, "true", src_cert_dir, None, authfile,
                        project, exclude_project, repo, tag, exclude_tag, include_untagged, [], proc, retries,
-                       force=force, dry_run=dry_run)
+                       force=force, dry_run=dry_run, limits=rate_limits(max_bandwidth, max_requests))
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Export))
     if size and not dry_run:
         volumes = pack(layout, directory, size)
@@ -83,6 +86,8 @@ def import_cmd(
     report: p.Report = None,
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Import an export (`ferry export`) into a Harbor or registry: projects, images, verification."""
     if len(arguments) < 2:
@@ -91,7 +96,8 @@ def import_cmd(
     *sources, dst_url = arguments
     directory = _unpacked(sources, work_dir, quiet)
     options = _options(directory, dst_url, None, dest_creds, "true", dest_tls_verify, None, dest_cert_dir, authfile,
-                       [], [], [], [], [], False, map_, proc, retries, force=force, dry_run=dry_run)
+                       [], [], [], [], [], False, map_, proc, retries, force=force, dry_run=dry_run,
+                       limits=rate_limits(max_bandwidth, max_requests, pace_uploads=True))
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Import))
 
 
