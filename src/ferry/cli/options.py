@@ -108,7 +108,7 @@ def parse_duration(text: str, flag: str) -> float:
     return sign * sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
-_RATE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?))?(b|bytes?)?(/s)?", re.IGNORECASE)
+_RATE = re.compile(r"((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?))?(b|bytes?)?(/s)?", re.IGNORECASE)
 _PREFIX_POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
 
 
@@ -122,7 +122,7 @@ def parse_rate(text: str, flag: str, *, unit: str = "B") -> float:
         example = "for example 200M, 1.5G, 500k or 64MiB" if unit else "for example 20 or 0.5"
         raise UsageError(f"{flag} {text!r} is not a rate", hint=example)
     prefix, binary = (m.group(2) or "").lower(), bool(m.group(3))
-    value = float(m.group(1)) * ((1024 if binary else 1000) ** _PREFIX_POWER[prefix] if prefix else 1)
+    value = float(m.group(1).replace(",", "")) * ((1024 if binary else 1000) ** _PREFIX_POWER[prefix] if prefix else 1)
     if not 0 < value < math.inf:
         raise UsageError(f"{flag} {text!r} is out of range", hint="more than 0; leave it out for no limit")
     return value
