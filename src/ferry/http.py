@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -129,7 +130,10 @@ class RegistryHTTP:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl, ttl_dns_cache=300)
+            extra: dict[str, Any] = {}
+            if self._received is not None:
+                extra["socket_factory"] = receive_window(self._received.window)
+            connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl, ttl_dns_cache=300, **extra)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 # Harbor's sid cookie makes later writes fail with "CSRF token invalid": keep none.
@@ -294,9 +298,11 @@ class RegistryHTTP:
                                       attempts=budget)
             try:
                 skip = position if (position and resp.status == 200) else 0
-                chunks: AsyncIterator[bytes] = resp.content.iter_chunked(chunk_size)
-                if self._received is not None:
-                    chunks = self._received.pace(chunks)
+                chunks: AsyncIterator[bytes]
+                if self._received is None:
+                    chunks = resp.content.iter_chunked(chunk_size)
+                else:  # read no further ahead of the pace than a piece
+                    chunks = self._received.pace(resp.content.iter_chunked(min(chunk_size, self._received.piece)))
                 async for chunk in chunks:
                     self.stats.bytes_received += len(chunk)
                     if skip:
@@ -468,6 +474,18 @@ def next_link(header: str | None, current: str) -> str | None:
         return None
     m = _LINK_NEXT.search(header)
     return urljoin(current, m.group(1)) if m else None
+
+
+def receive_window(size: int) -> Callable[[Any], socket.socket]:
+    """Sockets whose receive buffer holds ``size`` bytes: a paced download then runs ahead of its pace by
+    that much at most (TCP stops the sender), not by the megabytes Linux would buffer on its own."""
+    def factory(addr_info: Any) -> socket.socket:
+        family, kind, proto, _name, _address = addr_info
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        return sock
+
+    return factory
 
 
 def request_pacing(bucket: TokenBucket) -> aiohttp.TraceConfig:

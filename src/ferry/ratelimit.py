@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 #: A bucket holds this share of a second's rate (20 ms of traffic): the most a run exceeds its rate by.
 BURST_SECONDS = 0.02
+#: A paced download's socket buffers this many seconds of its rate (at least 64 KiB, at most 4 MiB).
+WINDOW_SECONDS = 0.05
 #: Largest piece a paced stream is cut into (a larger burst only makes fewer, bigger pieces).
 MAX_PIECE = 256 * 1024
 
@@ -64,6 +66,8 @@ class Pacer:
     def __init__(self, bucket: TokenBucket) -> None:
         self.bucket = bucket
         self.piece = max(1, int(min(bucket.burst, MAX_PIECE)))
+        #: Receive buffer of a paced download's socket: a few pieces, enough to keep the rate over a long link.
+        self.window = max(64 * 1024, min(4 * 1024 * 1024, int(bucket.rate * WINDOW_SECONDS)))
 
     async def pace(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """``chunks`` again, in pieces of at most :attr:`piece` bytes, each once the bucket allows it."""
