@@ -10,6 +10,12 @@ so a run never exceeds its rate by more than a few percent, measured over any se
 A :class:`Pacer` passes byte streams through the bandwidth bucket in pieces of at most ``burst``
 bytes, so a 400 MB blob is paced as it streams, not let through as one burst. The HTTP layer
 (:mod:`ferry.http`) is where both are applied; with no limit set, nothing here is on the path.
+
+Each byte is paced once, where it leaves the source: a run that reads from registries paces the bodies
+it receives (blobs, and the few manifests and listings beside them), and a streamed copy writes them
+to the destination at that pace; a run that reads files (``ferry import``, ``copy`` from a directory or
+an archive) paces the blob bodies it sends. Requests are paced per registry host: the source and the
+destination of a migration each get the whole rate.
 """
 
 from __future__ import annotations
@@ -66,7 +72,8 @@ class Pacer:
     def __init__(self, bucket: TokenBucket) -> None:
         self.bucket = bucket
         self.piece = max(1, int(min(bucket.burst, MAX_PIECE)))
-        #: Receive buffer of a paced download's socket: a few pieces, enough to keep the rate over a long link.
+        #: Receive buffer of a paced download's socket: what the source can send ahead of the pace; enough for
+        #: one connection to carry the whole rate over a 50 ms round trip.
         self.window = max(64 * 1024, min(4 * 1024 * 1024, int(bucket.rate * WINDOW_SECONDS)))
 
     async def pace(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
