@@ -94,10 +94,11 @@ def import_cmd(
         raise UsageError("ferry import needs an export (directory or volumes) and a destination URL",
                          hint="ferry import DIR|VOLUME… DST_URL")
     *sources, dst_url = arguments
+    limits = rate_limits(max_bandwidth, max_requests, pace_uploads=True)  # bad input before unpacking volumes
     directory = _unpacked(sources, work_dir, quiet)
     options = _options(directory, dst_url, None, dest_creds, "true", dest_tls_verify, None, dest_cert_dir, authfile,
                        [], [], [], [], [], False, map_, proc, retries, force=force, dry_run=dry_run,
-                       limits=rate_limits(max_bandwidth, max_requests, pace_uploads=True))
+                       limits=limits)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Import))
 
 
