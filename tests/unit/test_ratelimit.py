@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.filesize import decimal
 
+from ferry.access import Access, Credential
 from ferry.cli.options import parse_rate, rate_limits
 from ferry.errors import UsageError
+from ferry.http import HTTPPool
 from ferry.ratelimit import BURST_SECONDS, MAX_PIECE, Pacer, RateLimits, TokenBucket, bucket_for
 
 
@@ -136,6 +138,28 @@ def test_no_limit_means_no_pacer_and_no_bucket() -> None:
     both = rate_limits("4M", "20", pace_uploads=True)
     assert both.bandwidth == 4e6 and both.requests == 20 and both.pace_uploads
     assert both.request_bucket() is not both.request_bucket()  # one per registry host
+
+
+def test_the_pool_gives_each_registry_host_one_request_budget_and_the_run_one_bandwidth_budget() -> None:
+    pool = HTTPPool(limits=rate_limits("4M", "20"))
+    alice, bob = Access(Credential("alice", "a")), Access(Credential("bob", "b"))
+    src_a, src_b, dst = pool.get("src:5000", alice), pool.get("SRC:5000", bob), pool.get("dst:5000", alice)
+    assert src_a is not src_b and src_a._requests is src_b._requests  # one host, whatever the credentials
+    assert dst._requests is not None and dst._requests is not src_a._requests  # each side its own
+    assert src_a._received is dst._received is not None and src_a._sent is None  # one pacer, on what is read
+    uploads = HTTPPool(limits=rate_limits("4M", None, pace_uploads=True)).get("dst:5000", alice)
+    assert uploads._sent is not None and uploads._received is None and uploads._requests is None
+
+
+async def test_without_limits_nothing_is_on_the_path() -> None:
+    pool = HTTPPool()
+    client = pool.get("src:5000", Access())
+    assert client._requests is client._received is client._sent is None
+    assert not client.session._trace_configs
+    limited = HTTPPool(limits=rate_limits(None, "20"))
+    assert len(limited.get("src:5000", Access()).session._trace_configs) == 1
+    await pool.close()
+    await limited.close()
 
 
 # -- RATE ---------------------------------------------------------------------------------------
