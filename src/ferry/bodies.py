@@ -5,10 +5,11 @@ from __future__ import annotations
 import aiohttp
 
 from ferry.errors import ProtocolError
+from ferry.ratelimit import Pacer
 
 
-async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """Read a whole body, refusing one larger than ``limit``."""
+async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str, pacer: Pacer | None = None) -> bytes:
+    """Read a whole body, refusing one larger than ``limit``; ``pacer`` paces it (``--max-bandwidth``)."""
     declared = resp.content_length
     if declared is not None and declared > limit:
         resp.release()
@@ -16,6 +17,8 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, what: str) -> b
     # StreamReader.read(n) answers what is buffered (one chunk), not n bytes: read to the end.
     data = bytearray()
     while chunk := await resp.content.read(limit + 1 - len(data)):
+        if pacer is not None:
+            await pacer.bucket.take(len(chunk))
         data += chunk
         if len(data) > limit:
             resp.release()

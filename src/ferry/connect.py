@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ferry.access import Access, AccessMap
 from ferry.errors import UsageError
 from ferry.http import HTTPPool, RetryPolicy
+from ferry.ratelimit import RateLimits
 from ferry.refs import ImageRef, PathRef, RegistryRef
 from ferry.transports.base import Destination, Source
 from ferry.transports.registry import RegistryClient, Repository
@@ -47,12 +48,13 @@ def open_destination(ref: PathRef) -> Destination:
 
 
 class Connections:
-    """Registry clients for a run, with access settings looked up per ``registry/repository``."""
+    """Registry clients for a run, with access settings looked up per ``registry/repository`` and the
+    run's ``--max-bandwidth`` and ``--max-requests`` (``limits``) applied to every request they send."""
 
     def __init__(self, access: AccessMap | None = None, *, connections: int = 16,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, limits: RateLimits | None = None) -> None:
         self.access = access or AccessMap()
-        self.pool = HTTPPool(connections=connections, retry=retry or RetryPolicy())
+        self.pool = HTTPPool(connections=connections, retry=retry or RetryPolicy(), limits=limits)
         self._clients: dict[tuple[str, Access], RegistryClient] = {}
 
     @property

@@ -16,6 +16,7 @@ from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.media import Manifest
 from ferry.plan.model import Job, PlatformFilter
 from ferry.pushorder import PushOrder
+from ferry.ratelimit import RateLimits
 from ferry.refs import ImageRef, PathRef
 from ferry.transports.base import Source
 
@@ -66,6 +67,7 @@ class EngineOptions:
     force: bool = False
     platforms: PlatformFilter = field(default_factory=PlatformFilter)
     admit: Admission | None = None
+    limits: RateLimits = field(default_factory=RateLimits)  # --max-bandwidth, --max-requests (ferry.connect)
 
 
 class Engine:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ferry.auth.challenge import Challenge, TokenCache, parse_challenge
 from ferry.auth.token import basic_authorization, fetch_token
 from ferry.bodies import read_limited
 from ferry.errors import AuthError, FerryError, NetworkError, NotFoundError, ProtocolError
+from ferry.ratelimit import Pacer, RateLimits, TokenBucket
 from ferry.retry import Attempts, Failure, RetryPolicy, causes, describe, retrying
 
 log = logging.getLogger("ferry.http")
@@ -100,7 +102,12 @@ class RegistryHTTP:
         retry: RetryPolicy | None = None,
         user_agent: str = "ferry",
         stats: Stats | None = None,
+        requests: TokenBucket | None = None,
+        received: Pacer | None = None,
+        sent: Pacer | None = None,
     ) -> None:
+        """``requests`` paces every request to this host (token requests and retries too); ``received``
+        and ``sent`` pace the bodies it answers and the streamed bodies sent to it (``--max-bandwidth``)."""
         self.registry = registry
         self.access = access
         self.retry = retry or RetryPolicy()
@@ -114,13 +121,19 @@ class RegistryHTTP:
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, str | None, frozenset[str]], asyncio.Lock] = {}
         self._user_agent = user_agent
+        self._requests = requests
+        self._received = received
+        self._sent = sent
 
     # -- plumbing ---------------------------------------------------------------------------
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl, ttl_dns_cache=300)
+            extra: dict[str, Any] = {}
+            if self._received is not None:
+                extra["socket_factory"] = receive_window(self._received.window)
+            connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl, ttl_dns_cache=300, **extra)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 # Harbor's sid cookie makes later writes fail with "CSRF token invalid": keep none.
@@ -129,6 +142,7 @@ class RegistryHTTP:
                                               sock_read=sock_read_timeout()),
                 headers={"User-Agent": self._user_agent},
                 auto_decompress=False,
+                trace_configs=[request_pacing(self._requests)] if self._requests else None,
             )
         return self._session
 
@@ -255,7 +269,7 @@ class RegistryHTTP:
         async def attempt() -> tuple[aiohttp.ClientResponse, bytes]:
             resp = await self.request(method, path, what=what, attempts=budget, **kwargs)
             try:
-                return resp, await read_limited(resp, limit, what or path)
+                return resp, await read_limited(resp, limit, what or path, self._received)
             finally:
                 resp.release()
 
@@ -284,7 +298,12 @@ class RegistryHTTP:
                                       attempts=budget)
             try:
                 skip = position if (position and resp.status == 200) else 0
-                async for chunk in resp.content.iter_chunked(chunk_size):
+                chunks: AsyncIterator[bytes]
+                if self._received is None:
+                    chunks = resp.content.iter_chunked(chunk_size)
+                else:  # read no further ahead of the pace than a piece
+                    chunks = self._received.pace(resp.content.iter_chunked(min(chunk_size, self._received.piece)))
+                async for chunk in chunks:
                     self.stats.bytes_received += len(chunk)
                     if skip:
                         if len(chunk) <= skip:
@@ -324,6 +343,8 @@ class RegistryHTTP:
         if auth:
             hdrs["Authorization"] = auth
         data: Any = body() if callable(body) else body
+        if callable(body) and self._sent is not None:
+            data = self._sent.pace(data)
         for _hop in range(MAX_REDIRECTS + 1):
             self.stats.requests += 1
             resp = await self.session.request(method, url, headers=hdrs, params=params, data=data,
@@ -455,18 +476,50 @@ def next_link(header: str | None, current: str) -> str | None:
     return urljoin(current, m.group(1)) if m else None
 
 
-class HTTPPool:
-    """One :class:`RegistryHTTP` per registry host and access settings, created on first use."""
+def receive_window(size: int) -> Callable[[Any], socket.socket]:
+    """Sockets whose receive buffer holds ``size`` bytes: a paced download then runs ahead of its pace by
+    that much at most (TCP stops the sender), not by the megabytes Linux would buffer on its own."""
+    def factory(addr_info: Any) -> socket.socket:
+        family, kind, proto, _name, _address = addr_info
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        return sock
 
-    def __init__(self, **kwargs: Any) -> None:
+    return factory
+
+
+def request_pacing(bucket: TokenBucket) -> aiohttp.TraceConfig:
+    """A session hook that waits for ``bucket`` before each request the session sends, whoever sends it."""
+    async def before(_session: aiohttp.ClientSession, _ctx: Any, _params: aiohttp.TraceRequestStartParams) -> None:
+        await bucket.take(1)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(before)
+    return trace
+
+
+class HTTPPool:
+    """One :class:`RegistryHTTP` per registry host and access settings, created on first use. ``limits``:
+    one request budget per registry host (shared by its clients of different access) and one bandwidth
+    budget for the whole run."""
+
+    def __init__(self, *, limits: RateLimits | None = None, **kwargs: Any) -> None:
         self._kwargs = kwargs
         self._clients: dict[tuple[str, Access], RegistryHTTP] = {}
         self.stats: Stats = kwargs.setdefault("stats", Stats())
+        self.limits = limits or RateLimits()
+        pacer = self.limits.pacer()
+        self._pacing = {"sent": pacer} if self.limits.pace_uploads else {"received": pacer}
+        self._request_buckets: dict[str, TokenBucket | None] = {}
 
     def get(self, registry: str, access: Access) -> RegistryHTTP:
         client = self._clients.get((registry, access))
         if client is None:
-            client = self._clients[(registry, access)] = RegistryHTTP(registry, access, **self._kwargs)
+            host = registry.lower()
+            if host not in self._request_buckets:
+                self._request_buckets[host] = self.limits.request_bucket()
+            client = self._clients[(registry, access)] = RegistryHTTP(
+                registry, access, requests=self._request_buckets[host], **self._pacing, **self._kwargs)
         return client
 
     async def close(self) -> None:

@@ -207,7 +207,8 @@ class MigrationOutcome:
 
 def connections_for(options: MigrationOptions, access: dict[str, Access]) -> Connections:
     """The HTTP pool of a run, sized for the engine's blob transfers."""
-    return Connections(AccessMap(entries=access), connections=max(16, options.engine.blob_concurrency * 2))
+    return Connections(AccessMap(entries=access), connections=max(16, options.engine.blob_concurrency * 2),
+                       limits=options.engine.limits)
 
 
 class Migration:

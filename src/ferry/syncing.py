@@ -75,7 +75,7 @@ class Sync:
     def __init__(self, rules: list[Rule], access: AccessMap, options: EngineOptions) -> None:
         self.rules = rules
         self.options = options
-        self.conns = Connections(access, connections=max(16, options.blob_concurrency * 2))
+        self.conns = Connections(access, connections=max(16, options.blob_concurrency * 2), limits=options.limits)
 
     async def close(self) -> None:
         await self.conns.close()

@@ -30,7 +30,9 @@ forwarded, so the registry builds its URLs for the proxy anyway): uploads keep g
 
 Everything is counted: each rule's matches and applications (``rule.seen``/``rule.applied``, and
 ``rule.fired`` to wait on), the proxy's per-fault totals (:meth:`FaultProxy.counts`) and one
-:class:`ProxyRecord` per request with the bytes received, forwarded upstream and sent back.
+:class:`ProxyRecord` per request with the bytes received, forwarded upstream and sent back, and when
+(``started``; each request body chunk's arrival): :meth:`FaultProxy.upload_flow` is the timeline of the
+bytes a client sent through the proxy, to measure its rate from the outside.
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ class ProxyRecord:
     started: float = 0.0
     seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    received: list[tuple[float, int]] = field(default_factory=list)  # (time.monotonic(), bytes) per body chunk
 
 
 _CUT = object()
@@ -458,6 +461,11 @@ class FaultProxy(Served):
         with self._lock:
             return [r for r in self.records if (method is None or r.method == method) and rx.search(r.path)]
 
+    def upload_flow(self) -> list[tuple[float, int]]:
+        """Every request body chunk received from the client, in time order, as (time.monotonic(), bytes)."""
+        with self._lock:
+            return sorted(chunk for r in self.records for chunk in r.received)
+
     def bytes_forwarded(self, method: str, path: str = "") -> int:
         """Request body bytes that reached the registry for matching requests."""
         return sum(r.bytes_up for r in self.requests(method, path))
@@ -579,6 +587,7 @@ class FaultProxy(Served):
             if not chunk:
                 return
             rec.bytes_in += len(chunk)
+            rec.received.append((time.monotonic(), len(chunk)))
             yield chunk
 
     async def _pass_through(self, request: web.Request, rec: ProxyRecord, fault: Fault | None,

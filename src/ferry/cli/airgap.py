@@ -29,6 +29,7 @@ from ferry.cli.migrate import (
     _options,
     _run,
 )
+from ferry.cli.options import rate_limits
 from ferry.cli.progress import stderr_console
 from ferry.errors import UsageError
 
@@ -66,6 +67,8 @@ def export_cmd(
     system: SystemConfig = False,
     no_charts: NoCharts = False,
     shard: p.Shard = None,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Export everything `ferry migrate` would move to DIR (one blob store for images and Helm charts, the
     projects' configuration in the description), for `ferry import`."""
@@ -77,7 +80,7 @@ def export_cmd(
     options = _options(src_url, layout, src_creds, None, src_tls_verify, "true", src_cert_dir, None, authfile,
                        project, exclude_project, repo, tag, exclude_tag, include_untagged, [], proc, retries,
                        force=force, dry_run=dry_run, config=config, images=not config_only, charts=not no_charts,
-                       shard=shard)
+                       shard=shard, limits=rate_limits(max_bandwidth, max_requests))
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Export))
     if size and not dry_run:
         volumes = pack(layout, directory, size)
@@ -116,6 +119,8 @@ def import_cmd(
     no_charts: NoCharts = False,
     charts_as: ChartsAs = None,
     shard: p.Shard = None,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Import an export (`ferry export`) into a Harbor or registry: projects and their configuration,
     images, Helm charts, verification."""
@@ -125,10 +130,12 @@ def import_cmd(
     *sources, dst_url = arguments
     config = _config_options(no_config, config_only, skip_config, False, create_users, user_passwords_out,
                              robot_secrets, robot_secrets_out)
+    limits = rate_limits(max_bandwidth, max_requests, pace_uploads=True)  # bad input before unpacking volumes
     directory = _unpacked(sources, work_dir, quiet)
     options = _options(directory, dst_url, None, dest_creds, "true", dest_tls_verify, None, dest_cert_dir, authfile,
                        [], [], [], [], [], False, map_, proc, retries, force=force, dry_run=dry_run, config=config,
-                       images=not config_only, charts=not no_charts, charts_as=charts_as, shard=shard)
+                       images=not config_only, charts=not no_charts, charts_as=charts_as, shard=shard,
+                       limits=limits)
     run_async(_run(options, journal_path=journal, report=report, quiet=quiet, kind=Import))
 
 

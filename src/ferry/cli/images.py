@@ -14,7 +14,7 @@ from ferry.auth import credentials
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.lookaside import warn_uncopied_signatures
-from ferry.cli.options import access_map, parse_bool, side, warn_argv_password
+from ferry.cli.options import access_map, parse_bool, rate_limits, side, warn_argv_password
 from ferry.connect import Connections
 from ferry.copy import ImageCopier
 from ferry.errors import NotFoundError, UsageError
@@ -41,6 +41,8 @@ def copy(
                                     help="Every platform (the default; with --override-* it keeps them all)."),
     force: p.Force = False,
     quiet: p.Quiet = False,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Copy an image (all platforms, digests preserved) between registries and local layouts."""
     src_ref, dst_ref = parse_image_ref(source), parse_image_ref(destination)
@@ -51,10 +53,11 @@ def copy(
     src_side = side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-")
     dst_side = side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-")
     amap = access_map((src_ref, src_side), (dst_ref, dst_side))
+    limits = rate_limits(max_bandwidth, max_requests, pace_uploads=not isinstance(src_ref, RegistryRef))
     state.policy.check(src_ref)
 
     async def go() -> None:
-        conns = Connections(amap)
+        conns = Connections(amap, limits=limits)
         src, dst = conns.source(src_ref), conns.destination(dst_ref)
         try:
             reference = src_ref.reference if isinstance(src_ref, RegistryRef) else (src_ref.name or "")

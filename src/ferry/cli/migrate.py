@@ -13,7 +13,7 @@ from rich.table import Table
 from ferry.chart_migration import CHARTS_AS
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
-from ferry.cli.options import side
+from ferry.cli.options import rate_limits, side
 from ferry.cli.progress import make_events, stderr_console
 from ferry.configuration import AFTER, BEFORE, ConfigOptions, parse_skip
 from ferry.cutover import Cutover, refuse_combinations, switches
@@ -25,6 +25,7 @@ from ferry.plan.inventory import Selection, parse_maps
 from ferry.plan.model import Job
 from ferry.plan.shard import journal_name, parse_shard
 from ferry.preflight import Finding
+from ferry.ratelimit import RateLimits
 from ferry.refs import RegistryRef
 from ferry.report import config_table, print_config_details, print_failures, summary_table, write_report
 from ferry.watch import watch
@@ -66,7 +67,8 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
              exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
              force: bool = False, dry_run: bool = False, verify_only: bool = False,
              config: ConfigOptions | None = None, images: bool = True, charts: bool = True,
-             charts_as: str | None = None, shard: str | None = None) -> MigrationOptions:
+             charts_as: str | None = None, shard: str | None = None,
+             limits: RateLimits = RateLimits()) -> MigrationOptions:
     state.refuse_override("migrate" if not verify_only else "verify",
                           "a migration keeps every platform and digest: drop the --override-* options")
     return MigrationOptions(
@@ -74,7 +76,7 @@ def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str 
         destination=SideOptions(dst_url, side(dest_creds, dest_tls_verify, dest_cert_dir, authfile, "dest-")),
         selection=Selection(tuple(project), tuple(exclude_project), tuple(repo), tuple(tag), tuple(exclude_tag),
                             include_untagged, parse_maps(map_)),
-        engine=EngineOptions(proc=proc, retries=retries, force=force,
+        engine=EngineOptions(proc=proc, retries=retries, force=force, limits=limits,
                              admit=None if verify_only else state.policy.admission()),
         dry_run=dry_run,
         verify_only=verify_only,
@@ -409,6 +411,8 @@ def migrate(
     ignore_preflight: bool = typer.Option(False, "--ignore-preflight", help="Run even when the pre-flight checks "
                                           "find what the destination would refuse (quota, immutable tags, "
                                           "read-only, push rights)."),
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Migrate every project, repository, tag, signature and Helm chart, and the projects' configuration
     (members, robots, policies, labels, webhooks …), from one Harbor (or registry) to another."""
@@ -417,7 +421,8 @@ def migrate(
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
                        map_, proc, retries, force=force, dry_run=dry_run, config=config, images=not config_only,
-                       charts=not no_charts, charts_as=charts_as, shard=shard)
+                       charts=not no_charts, charts_as=charts_as, shard=shard,
+                       limits=rate_limits(max_bandwidth, max_requests))
     options = replace(options, prune=prune, ignore_preflight=ignore_preflight)
     if keep_read_only and not cutover:
         raise UsageError("--keep-read-only goes with --cutover")
@@ -455,6 +460,8 @@ def verify_cmd(
     no_charts: NoCharts = False,
     charts_as: ChartsAs = None,
     shard: p.Shard = None,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Check that every selected source tag, digest and chart version is at the destination, unchanged;
     with one directory, rehash an export offline and check that every reference in it resolves."""
@@ -465,5 +472,6 @@ def verify_cmd(
         return
     options = _options(src_url, dst_url, src_creds, dest_creds, src_tls_verify, dest_tls_verify, src_cert_dir,
                        dest_cert_dir, authfile, project, exclude_project, repo, tag, exclude_tag, include_untagged,
-                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as, shard=shard)
+                       map_, 1, 0, verify_only=True, charts=not no_charts, charts_as=charts_as, shard=shard,
+                       limits=rate_limits(max_bandwidth, max_requests))
     run_async(_run(options, journal_path=None, report=report, quiet=quiet))

@@ -3,6 +3,7 @@ command, credentials and access per side."""
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import Any
 from ferry.access import AccessMap
 from ferry.auth.side import Side
 from ferry.errors import UsageError
+from ferry.ratelimit import RateLimits
 from ferry.refs import ImageRef, RegistryRef
 
 #: skopeo accepts ``--tls-verify`` alone and ``--tls-verify=false``; click flags take no value,
@@ -104,6 +106,35 @@ def parse_duration(text: str, flag: str) -> float:
     if not body or "".join(number + unit for number, unit in parts) != body:
         raise UsageError(f"{flag} {text!r} is not a duration", hint="for example 90s, 1m30s, 2h or 500ms")
     return sign * sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+_RATE = re.compile(r"((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?))?(b|bytes?)?(/s)?", re.IGNORECASE)
+_PREFIX_POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_rate(text: str, flag: str, *, unit: str = "B") -> float:
+    """A positive rate: ``200M``, ``1.5G``, ``500k``, ``2MiB/s``, ``1.2 MB`` (as rich.filesize prints) bytes a
+    second; k, M, G, T are powers of 1000, Ki … Ti of 1024. With ``unit=""`` a plain number (requests a second)."""
+    m = _RATE.fullmatch(text.strip())
+    if m is not None and unit and m.group(4) == "b":
+        raise UsageError(f"{flag} {text!r}: b is bits; ferry counts bytes", hint="write B or nothing, e.g. 25M")
+    if m is None or (not unit and (m.group(2) or m.group(4))):
+        example = "for example 200M, 1.5G, 500k or 64MiB" if unit else "for example 20 or 0.5"
+        raise UsageError(f"{flag} {text!r} is not a rate", hint=example)
+    prefix, binary = (m.group(2) or "").lower(), bool(m.group(3))
+    value = float(m.group(1).replace(",", "")) * ((1024 if binary else 1000) ** _PREFIX_POWER[prefix] if prefix else 1)
+    if not 0 < value < math.inf:
+        raise UsageError(f"{flag} {text!r} is out of range", hint="more than 0; leave it out for no limit")
+    return value
+
+
+def rate_limits(max_bandwidth: str | None, max_requests: str | None, *, pace_uploads: bool = False) -> RateLimits:
+    """The run's limits from ``--max-bandwidth`` and ``--max-requests``."""
+    return RateLimits(
+        bandwidth=parse_rate(max_bandwidth, "--max-bandwidth") if max_bandwidth is not None else None,
+        requests=parse_rate(max_requests, "--max-requests", unit="") if max_requests is not None else None,
+        pace_uploads=pace_uploads,
+    )
 
 
 def parse_bool(value: str, flag: str) -> bool:

@@ -47,3 +47,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but er
 Shard = Annotated[str | None, typer.Option("--shard", metavar="INDEX/COUNT",
                                            help="Take only this share of the repositories (0/4 … 3/4); auto/COUNT "
                                                 "reads $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")]
+
+# gentle on production (issue 12)
+MaxBandwidth = Annotated[str | None, typer.Option(
+    "--max-bandwidth", metavar="RATE",
+    help="Bytes a second over all blob transfers of the run, e.g. 200M, 1.5G, 64MiB (k, M, G: powers of 1000; "
+         "Ki, Mi, Gi: of 1024); what is read from the source, which a streamed copy writes as fast.")]
+MaxRequests = Annotated[str | None, typer.Option(
+    "--max-requests", metavar="RATE",
+    help="Requests a second to each registry (source and destination each get this many; token requests and "
+         "retries count).")]

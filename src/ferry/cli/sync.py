@@ -11,7 +11,7 @@ from ferry.access import AccessMap
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.lookaside import warn_uncopied_signatures
-from ferry.cli.options import parse_bool, side
+from ferry.cli.options import parse_bool, rate_limits, side
 from ferry.cli.progress import LogEvents, make_events, stderr_console
 from ferry.engine import EngineOptions
 from ferry.errors import RunFailedError, UsageError
@@ -69,10 +69,13 @@ def sync(
     dry_run: p.DryRun = False,
     quiet: p.Quiet = False,
     shard: p.Shard = None,
+    max_bandwidth: p.MaxBandwidth = None,
+    max_requests: p.MaxRequests = None,
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
     state.refuse_override("sync", "use --os/--arch to keep some platforms of each index")
     share = parse_shard(shard)
+    limits = rate_limits(max_bandwidth, max_requests)
     skopeo_mode = src is not None or dest is not None or source is not None
     if skopeo_mode:
         if not (src and dest and source and destination):
@@ -91,7 +94,7 @@ def sync(
               "remembers what each destination holds", file=sys.stderr)
     platforms = PlatformFilter(os=_split(os_), arch=_split(arch))
     options = EngineOptions(proc=proc, retries=retries, force=force, platforms=platforms,
-                            admit=state.policy.admission())
+                            admit=state.policy.admission(), limits=limits)
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
                    log=log, shard=share))
 
