@@ -91,18 +91,18 @@ def test_a_cancelled_waiter_gives_its_turn_away() -> None:
 
 def test_images_in_flight_follow_the_round_trip_within_floor_and_cap() -> None:
     assert images_in_flight(0.0005) == 8  # a near registry: the floor
-    assert images_in_flight(0.020) == 8
-    assert images_in_flight(0.080) == 32  # Little's law: 400 requests/s × 80 ms
-    assert images_in_flight(1.0) == 64  # never above the cap
+    assert images_in_flight(0.005) == 8
+    assert images_in_flight(0.020) == 16  # Little's law: 800 requests/s × 20 ms
+    assert images_in_flight(0.080) == 64  # ... and never above the cap
     assert images_in_flight(0.080, floor=2, cap=16, rate=100) == 8
 
 
 def test_sizer_grows_the_gate_from_the_shortest_round_trip_and_never_shrinks_it() -> None:
     gate = Budget(8)
     sizer = InFlightSizer(gate, floor=8, cap=64)
-    sizer.observe(0.100)  # the first answer, connection set-up included
-    assert gate.capacity == 40
-    sizer.observe(0.080)
+    sizer.observe(0.030)  # the first answer, connection set-up included
+    assert gate.capacity == 24
+    sizer.observe(0.020)
     sizer.observe(0.300)  # queued behind others: not a shorter round trip
-    assert sizer.round_trip == 0.080
-    assert gate.capacity == 40
+    assert sizer.round_trip == 0.020
+    assert gate.capacity == 24
