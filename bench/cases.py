@@ -272,6 +272,7 @@ class Bench:
         self.ferry = str(Path(sys.executable).with_name("ferry"))
         self._registries: list[Registry] = []
         self._proxies: dict[str, list[subprocess.Popen[str]]] = {}  # registry host → its latency proxies
+        self._proxy_logs: dict[str, list[Path]] = {}  # registry host → its proxies' request logs
         self.shared: dict[str, Any] = {}  # results one case hands to a later one
         self._n = 0
 
@@ -344,8 +345,10 @@ class Bench:
         ``reg`` itself when ``rtt_ms`` is 0. Access logs and CPU are still read from ``reg``."""
         if not rtt_ms:
             return reg
+        log = self.logs / f"proxy-{reg.host.replace(':', '_')}-{len(self._proxies.get(reg.host, []))}.log"
         proxy = subprocess.Popen(
-            [sys.executable, "-m", "bench.latency", "--upstream", reg.host, "--rtt-ms", str(rtt_ms)],
+            [sys.executable, "-m", "bench.latency", "--upstream", reg.host, "--rtt-ms", str(rtt_ms),
+             "--log", str(log)],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=Path(__file__).parent.parent,
         )
         line = proxy.stdout.readline() if proxy.stdout else ""
@@ -353,6 +356,7 @@ class Bench:
             proxy.kill()
             raise RuntimeError(f"latency proxy for {reg.host} did not start: {line!r}")
         self._proxies.setdefault(reg.host, []).append(proxy)
+        self._proxy_logs.setdefault(reg.host, []).append(log)
         host = line.split()[1]
         return dataclasses.replace(reg, host=host, url=f"http://{host}")
 
@@ -360,6 +364,7 @@ class Bench:
         for proxy in self._proxies.pop(host, []):
             proxy.terminate()
             proxy.wait(timeout=10)
+        self._proxy_logs.pop(host, None)
 
     def drop(self, reg: Registry) -> None:
         """Stop a registry (and its latency proxies) and delete its data."""
@@ -448,6 +453,8 @@ class Bench:
         spec, report = self.logs / f"{stem}.cmds.json", self.logs / f"{stem}.result.json"
         spec.write_text(json.dumps(list(cmds)))
         meter = Meter(src, dst).start()
+        proxy_marks = {p: p.stat().st_size if p.exists() else 0
+                       for reg in {src.host, dst.host} for p in self._proxy_logs.get(reg, [])}
         report.unlink(missing_ok=True)
         with open(logpath, "wb") as out:
             launcher = subprocess.run(
@@ -469,6 +476,8 @@ class Bench:
             first = " ".join(cmds[bad[0]][:8])
             failed = f"{len(bad)} of {len(codes)} commands failed, first exit {codes[bad[0]]}: {first} …"
         sample = meter.fill(Sample(competitor, rep, wall, peak, len(cmds), cpu=result["cpu"]))
+        if proxy_marks:
+            sample.extra |= round_trips(_proxied_since(proxy_marks))
         if failed:
             tail = logpath.read_text(errors="replace")[-600:].strip()
             sample.ok, sample.error = False, f"{failed} | {tail}"
@@ -495,6 +504,61 @@ class Bench:
         sample = meter.fill(Sample(competitor, rep, wall, 0, 0, ok=not error, error=error, extra=extra))
         self.log(_line(case, sample))
         return sample
+
+
+# -- round trips through the latency proxies ------------------------------------------------------------
+_REPO_OF = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags)/")
+
+
+def _proxied_since(marks: dict[Path, int]) -> list[tuple[float, float, str]]:
+    """(start, end, path) of the requests the latency proxies answered after their logs' ``marks``."""
+    out = []
+    for path, offset in marks.items():
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for line in f.read().decode(errors="replace").splitlines():
+                start, end, _method, where = line.split(" ", 3)
+                out.append((float(start), float(end), where))
+    return out
+
+
+def critical_path(intervals: Sequence[tuple[float, float]]) -> int:
+    """The longest chain of requests each sent after the previous one was answered: the round trips a
+    run waited for one after the other (greedy by earliest end, which is optimal for intervals)."""
+    chain, last_end = 0, float("-inf")
+    for start, end in sorted(intervals, key=lambda i: i[1]):
+        if start >= last_end:
+            chain, last_end = chain + 1, end
+    return chain
+
+
+def round_trips(requests: Sequence[tuple[float, float, str]]) -> dict[str, Any]:
+    """Round trips on the critical path of a run (both sides' proxies together) and per repository (the
+    requests naming it: what one image, or one repository's images side by side, waited for in turn)."""
+    by_repo: dict[str, list[tuple[float, float]]] = {}
+    for start, end, path in requests:
+        if m := _REPO_OF.match(path):
+            by_repo.setdefault(m[1], []).append((start, end))
+    per_repo = [critical_path(v) for v in by_repo.values()]
+    return {
+        "proxied_requests": len(requests),
+        "round_trips": critical_path([(s, e) for s, e, _ in requests]),
+        "round_trips_per_repo": statistics.median(per_repo) if per_repo else None,
+    }
+
+
+def _wan_notes(res: CaseResult) -> None:
+    """Requests per image and round trips on the critical path, per competitor (median of its runs)."""
+    for comp in res.competitors:
+        ok = [s for s in res.ok_samples(comp) if "round_trips" in s.extra]
+        if not ok:
+            continue
+        reqs = statistics.median([s.extra["proxied_requests"] for s in ok]) / max(1, res.images)
+        run = statistics.median([s.extra["round_trips"] for s in ok])
+        repo = [s.extra["round_trips_per_repo"] for s in ok if s.extra["round_trips_per_repo"] is not None]
+        per_repo = f", median {statistics.median(repo):.0f} per repository" if repo else ""
+        res.notes.append(f"{comp}: {reqs:.1f} requests per image, {run:.0f} round trips on the run's critical "
+                         f"path{per_repo}")
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -627,6 +691,7 @@ def case_big(b: Bench, *, size: int = 400 * workloads.MB, rtt_ms: int = 0) -> li
         _target("ferry ≤ 1.0 × skopeo copy", f / s if f and s else None, 1.0),
         _target("ferry peak RSS ≤ 100 MB (MiB shown)", rss if rss else None, 100 * 1e6 / MiB),
     ]
+    _wan_notes(res)
     return [res]
 
 
@@ -668,6 +733,7 @@ def case_bulk(
     res_cold.targets = [_target("ferry ≤ 1/3 × skopeo sync", f / s if f and s else None, 1 / 3)]
     if rtt_ms == WAN_TARGET_RTT_MS:
         res_cold.targets.append(_target("ferry ≤ 0.05 × skopeo sync", f / s if f and s else None, 0.05))
+    _wan_notes(res_cold)
     if not rtt_ms:
         b.shared["bulk-cold"] = ((projects, repos, tags), res_cold)
 
@@ -694,6 +760,7 @@ def case_bulk(
     res_noop.targets = [_target("ferry ≤ 1/5 × skopeo sync (2nd run)", f / s if f and s else None, 1 / 5)]
     if rtt_ms == WAN_TARGET_RTT_MS:
         res_noop.targets.append(_target("ferry ≤ 0.05 × skopeo sync (2nd run)", f / s if f and s else None, 0.05))
+    _wan_notes(res_noop)
     return [res_cold, res_noop]
 
 
@@ -710,15 +777,14 @@ def case_wan(
     projects: int = 6,
     repos: int = 6,
     tags: int = 4,
-    copy_loop_noop: bool = False,
 ) -> list[CaseResult]:
     """Cases 1-3 with every request held one round trip (``bench.latency``), at each of ``rtts``:
     where a copier waits on the network rather than works, requests per image and what it keeps in
-    flight decide its time."""
+    flight decide its time. Nothing to do is measured against the skopeo copy loop too."""
     out: list[CaseResult] = []
     for rtt in rtts:
         out += case_big(b, size=size, rtt_ms=rtt)
-        out += case_bulk(b, projects=projects, repos=repos, tags=tags, copy_loop_noop=copy_loop_noop, rtt_ms=rtt)
+        out += case_bulk(b, projects=projects, repos=repos, tags=tags, copy_loop_noop=True, rtt_ms=rtt)
     return out
 
 

@@ -7,6 +7,9 @@ prints ``listening HOST:PORT`` once it accepts connections. Bodies stream throug
 unchanged; the ``Host`` header is passed on, so the registry's upload ``Location`` points back at the
 proxy. Only the per-request round trip is modelled: no bandwidth limit, no extra round trip for a
 new connection (a client that reuses connections and one that does not look alike here).
+With ``--log FILE`` each request is written there once answered: ``START END METHOD PATH`` (wall
+clock seconds, from its arrival to the end of its answer), which ``bench.cases`` reads to count the
+round trips on a run's critical path.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+from typing import TextIO
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
@@ -27,7 +32,7 @@ def _end_to_end(headers: object) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]  # type: ignore[attr-defined]
 
 
-def make_app(upstream: str, rtt: float) -> web.Application:
+def make_app(upstream: str, rtt: float, log: TextIO | None = None) -> web.Application:
     """The proxy: each request waits ``rtt`` seconds, then goes to ``http://upstream`` as it came."""
 
     async def open_session(app: web.Application) -> None:
@@ -39,6 +44,7 @@ def make_app(upstream: str, rtt: float) -> web.Application:
         await app["session"].close()
 
     async def forward(request: web.Request) -> web.StreamResponse:
+        start = time.time()
         await asyncio.sleep(rtt)
         session: ClientSession = request.app["session"]
         async with session.request(
@@ -54,7 +60,10 @@ def make_app(upstream: str, rtt: float) -> web.Application:
             async for chunk in answer.content.iter_chunked(1 << 16):
                 await response.write(chunk)
             await response.write_eof()
-            return response
+        if log is not None:
+            log.write(f"{start:.6f} {time.time():.6f} {request.method} {request.rel_url.path}\n")
+            log.flush()
+        return response
 
     app = web.Application(client_max_size=0)
     app.on_startup.append(open_session)
@@ -63,8 +72,8 @@ def make_app(upstream: str, rtt: float) -> web.Application:
     return app
 
 
-async def serve(upstream: str, rtt: float, port: int) -> None:
-    runner = web.AppRunner(make_app(upstream, rtt), access_log=None)
+async def serve(upstream: str, rtt: float, port: int, log: TextIO | None = None) -> None:
+    runner = web.AppRunner(make_app(upstream, rtt, log), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
@@ -81,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstream", required=True, help="HOST:PORT of the registry (plain HTTP, loopback)")
     p.add_argument("--rtt-ms", type=float, required=True, help="round trip added to every request, in ms")
     p.add_argument("--port", type=int, default=0, help="port to listen on, 127.0.0.1 (default: any free one)")
+    p.add_argument("--log", help="append one line per answered request here: START END METHOD PATH")
     args = p.parse_args(argv)
     if not args.upstream.startswith("127."):
         p.error("--upstream must be a loopback address (127.0.0.0/8)")
-    asyncio.run(serve(args.upstream, args.rtt_ms / 1000, args.port))  # until SIGTERM
+    log = open(args.log, "a") if args.log else None  # noqa: SIM115 (open until the process ends)
+    asyncio.run(serve(args.upstream, args.rtt_ms / 1000, args.port, log))  # until SIGTERM
     return 0
 
 

@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wan": {
             "rtts": [int(x) for x in args.rtts.split(",") if x.strip()],
             "size": (args.wan_big_mb or args.big_mb) * 1_000_000,
-            "projects": w_projects, "repos": w_repos, "tags": w_tags, "copy_loop_noop": args.noop_copy_loop,
+            "projects": w_projects, "repos": w_repos, "tags": w_tags,
         },
         "export": {"projects": projects, "repos": repos, "tags": tags},
     }

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from ferry.concurrency import Budget
 from ferry.errors import DigestMismatchError, ProtocolError
 from ferry.media import Descriptor, Manifest, filter_platforms, select_platform
 from ferry.plan.model import PlatformFilter
@@ -47,14 +49,11 @@ class BlobLedger(Protocol):
     def holders(self, store: str, digest: str) -> set[str]: ...
     def record(self, store: str, digest: str, repo: str) -> None: ...
     def forget(self, store: str, digest: str, repo: str) -> None: ...
-    def knows_store(self, store: str) -> bool: ...
-    def touch_store(self, store: str) -> None: ...
 
 
 class MemoryLedger:
     def __init__(self) -> None:
         self._held: dict[tuple[str, str], set[str]] = {}
-        self._stores: set[str] = set()
 
     def holders(self, store: str, digest: str) -> set[str]:
         return self._held.get((store, digest), set())
@@ -64,12 +63,6 @@ class MemoryLedger:
 
     def forget(self, store: str, digest: str, repo: str) -> None:
         self._held.get((store, digest), set()).discard(repo)
-
-    def knows_store(self, store: str) -> bool:
-        return store in self._stores
-
-    def touch_store(self, store: str) -> None:
-        self._stores.add(store)
 
 
 @dataclass(slots=True)
@@ -96,14 +89,21 @@ class CopyResult:
 
 class BlobTransfers:
     """Moves blobs to destinations, each at most once per store: a blob already in flight is awaited
-    by the others that need it, then mounted into their repositories; concurrency is bounded."""
+    by the others that need it, then mounted into their repositories. At most ``concurrency`` transfers
+    run at once, and their buffers within ``buffer_bytes``: a transfer holds what it may buffer (its
+    size, at most ``TRANSFER_BUFFER``), so many small blobs go side by side and few big ones."""
 
-    def __init__(self, *, concurrency: int = 8, ledger: BlobLedger | None = None, events: Events | None = None):
+    #: What one streaming transfer may hold in memory: the chunk being read, the one held back until
+    #: the digest checks, the one being hashed, and the HTTP layer's buffers.
+    TRANSFER_BUFFER = 4 * 1024 * 1024
+
+    def __init__(self, *, concurrency: int = 32, buffer_bytes: int = 32 * 1024 * 1024,
+                 ledger: BlobLedger | None = None, events: Events | None = None):
         self.ledger: BlobLedger = ledger or MemoryLedger()
         self.events: Events = events or NoEvents()
         self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
-        self._first_run: dict[str, bool] = {}  # per store: the ledger knew nothing of it when the run began
+        self._buffers = Budget(buffer_bytes)
+        self._inflight: dict[tuple[str, ...], asyncio.Future[None]] = {}
 
     async def ensure(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
         if not isinstance(dst, Mountable):
@@ -114,20 +114,26 @@ class BlobTransfers:
                 await self._check_or_upload(src, dst, desc, stats)
             return
         store, name = dst.store_key, dst.name
-        async with self._exclusive((store, desc.digest)):
+        if not self.ledger.holders(store, desc.digest):
+            async with self._exclusive((store, desc.digest)):  # one upload of a blob to a store at a time
+                if not self.ledger.holders(store, desc.digest):
+                    # Mounted from this very repository: one round trip asks whether it holds the blob
+                    # and, when it does not, opens the upload.
+                    await self._mount(src, dst, desc, name, stats)
+                    self.ledger.record(store, desc.digest, name)
+                    return
+        # In the store: mounts into different repositories go side by side, one per repository.
+        async with self._exclusive((store, desc.digest, name)):
             holders = self.ledger.holders(store, desc.digest)
             if name in holders:
                 stats.blobs_skipped += 1
                 return
-            if holders:
-                await self._mount(src, dst, desc, sorted(holders)[0], stats)
-            else:
-                await self._check_or_upload(src, dst, desc, stats, ask_first=not await self.fresh_repository(dst))
+            await self._mount(src, dst, desc, sorted(holders)[0], stats)
             self.ledger.record(store, desc.digest, name)
 
     @contextlib.asynccontextmanager
-    async def _exclusive(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        """One transfer of a blob to a store at a time: wait for the one in flight, then be it."""
+    async def _exclusive(self, key: tuple[str, ...]) -> AsyncIterator[None]:
+        """One transfer per ``key`` at a time: wait for the one in flight, then be it."""
         while (pending := self._inflight.get(key)) is not None:
             # Wait for the other transfer without taking on its outcome: if it failed (its source
             # may be the broken one), this image re-checks and transfers from its own source.
@@ -144,37 +150,37 @@ class BlobTransfers:
         finally:
             del self._inflight[key]
 
-    async def fresh_repository(self, dst: Mountable) -> bool:
-        """A repository that did not exist, at a destination no earlier run wrote to, holds only what
-        this run put there, which the ledger knows: asking it about each blob would only hear "no".
-        After an interrupted run the journal knows the destination and everything is asked about, since
-        a killed run may have left blobs the journal never heard of."""
-        store = dst.store_key
-        if store not in self._first_run:
-            self._first_run[store] = not self.ledger.knows_store(store)
-            self.ledger.touch_store(store)  # before anything is written: a killed run is known as such
-        return self._first_run[store] and await dst.is_new()
-
     def forget(self, dst: Destination, blobs: list[Descriptor]) -> None:
         if isinstance(dst, Mountable):
             for b in blobs:
                 self.ledger.forget(dst.store_key, b.digest, dst.name)
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, desc: Descriptor) -> AsyncIterator[None]:
+        """A transfer's turn: one of the slots, and the buffer bytes it may hold."""
+        need = self.TRANSFER_BUFFER if desc.size < 0 else min(desc.size, self.TRANSFER_BUFFER)
+        async with self._slots, self._buffers.hold(need):
+            yield
+
     async def _mount(self, src: Source, dst: Mountable, desc: Descriptor, from_name: str, stats: CopyStats) -> None:
-        async with self._slots:
+        async with self._slot(desc):
             self.events.blob_started(desc)
             mounted = await dst.mount_or_put_blob(desc, from_name, self._stream(src, dst, desc))
-        if mounted:
+        if mounted and from_name == dst.name:
+            stats.blobs_skipped += 1
+            how = "present"
+        elif mounted:
             stats.blobs_mounted += 1
+            how = "mounted"
         else:
             stats.blobs_copied += 1
             stats.bytes_copied += max(desc.size, 0)
-        self.events.blob_done(desc, "mounted" if mounted else "copied")
+            how = "copied"
+        self.events.blob_done(desc, how)
 
-    async def _check_or_upload(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats, *,
-                               ask_first: bool = True) -> None:
-        async with self._slots:
-            if ask_first and await dst.has_blob(desc):
+    async def _check_or_upload(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
+        async with self._slot(desc):
+            if await dst.has_blob(desc):
                 stats.blobs_skipped += 1
                 self.events.blob_done(desc, "present")
                 return
@@ -271,9 +277,11 @@ class BlobOpener:
 class ImageCopier:
     """Copies image graphs with shared blob transfers (one per run, shared by every image)."""
 
-    def __init__(self, transfers: BlobTransfers | None = None, *, manifest_concurrency: int = 4) -> None:
+    def __init__(self, transfers: BlobTransfers | None = None, *, manifest_concurrency: int = 4,
+                 on_round_trip: Callable[[float], None] | None = None) -> None:
         self.transfers = transfers or BlobTransfers()
         self._manifest_slots = asyncio.Semaphore(manifest_concurrency)
+        self._on_round_trip = on_round_trip  # told the seconds of each one-request-per-side probe
 
     async def copy(
         self,
@@ -326,8 +334,11 @@ class ImageCopier:
         in parallel when the destination reference is known before the source answers)."""
         known = dst_tag or (reference if is_digest(reference) else None)
         if known:
+            started = time.perf_counter()
             got, held = await asyncio.gather(src.get_manifest(reference), dst.has_manifest(known),
                                              return_exceptions=True)
+            if self._on_round_trip is not None:
+                self._on_round_trip(time.perf_counter() - started)
             # Both failed? Report the destination's error: a set-up problem (TLS, credentials) there
             # concerns every image, and the answer must not depend on which reply came first.
             for outcome in (held, got):
@@ -348,9 +359,15 @@ class ImageCopier:
 
     async def _copy_child(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
         async with self._manifest_slots:
-            if await dst.has_manifest(desc.digest) == desc.digest:
+            # both at once: one round trip, at the price of fetching a child the destination has
+            present, child = await asyncio.gather(dst.has_manifest(desc.digest), src.get_manifest(desc.digest),
+                                                  return_exceptions=True)
+            if isinstance(present, BaseException):
+                raise present
+            if present == desc.digest:
                 return
-            child = await src.get_manifest(desc.digest)
+            if isinstance(child, BaseException):
+                raise child
         await self._copy_tree(src, dst, child, stats)
         await self._push(src, dst, child, desc.digest, stats)
 

@@ -1,5 +1,10 @@
 """Run many copy jobs: images in flight bounded, one shared pool of blob transfers, retry rounds,
-a journal of outcomes. One failing image never stops the others."""
+a journal of outcomes. One failing image never stops the others.
+
+How many images are in flight follows the round trip unless ``--proc`` fixes it: an image waits on a
+few round trips one after the other (docs/benchmarks.md, WAN), so a far registry needs many images
+side by side to be kept busy, a near one a few (:func:`ferry.concurrency.images_in_flight`). Memory
+does not grow with them: blob bytes in flight are bounded by the transfers' buffer budget."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ferry.concurrency import Budget, InFlightSizer
 from ferry.connect import Connections
 from ferry.copy import BlobTransfers, Events, ImageCopier, NoEvents
 from ferry.errors import FerryError
@@ -59,10 +65,16 @@ class RunResult:
         return sum(r.bytes for r in self.records)
 
 
+#: Images in flight when ``proc`` is not given: at first, and for near registries.
+PROC_FLOOR = 8
+#: ... and at most, however far the registries are (each may hold two requests, one per side).
+PROC_CAP = 64
+
+
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
-    proc: int = 5  # images in flight (image-syncer's --proc)
-    blob_concurrency: int = 8  # blob transfers in flight across all images
+    proc: int | None = None  # images in flight (image-syncer's --proc); None: sized to the round trip
+    blob_concurrency: int = 32  # blob transfers in flight across all images (their bytes: BlobTransfers)
     retries: int = 2  # extra rounds for failed jobs after the first pass
     force: bool = False
     platforms: PlatformFilter = field(default_factory=PlatformFilter)
@@ -78,7 +90,10 @@ class Engine:
         self.journal = journal
         self.events: RunEvents = events or NoRunEvents()
         self.transfers = BlobTransfers(concurrency=self.options.blob_concurrency, ledger=journal, events=self.events)
-        self.copier = ImageCopier(self.transfers)
+        proc = self.options.proc
+        self._gate = Budget(max(1, proc) if proc else PROC_FLOOR)
+        self.sizer = None if proc else InFlightSizer(self._gate, floor=PROC_FLOOR, cap=PROC_CAP)
+        self.copier = ImageCopier(self.transfers, on_round_trip=self.sizer.observe if self.sizer else None)
 
     async def run(self, jobs: Sequence[Job]) -> RunResult:
         start = time.perf_counter()
@@ -87,7 +102,7 @@ class Engine:
         results: dict[str, JobRecord] = {}
         attempts: dict[str, int] = {}
         pending = list(jobs)
-        gate = asyncio.Semaphore(max(1, self.options.proc))
+        gate = self._gate
         for round_no in range(self.options.retries + 1):
             if not pending:
                 break
@@ -95,7 +110,7 @@ class Engine:
             order = PushOrder(pending)  # tasks take the gate in list order, so a turn never waits on one queued
 
             async def one(job: Job, round_no: int = round_no, order: PushOrder = order) -> None:
-                async with gate:
+                async with gate.hold():
                     attempts[job.key] = round_no
                     try:
                         results[job.key] = await self._run_job(job, round_no, order)

@@ -90,8 +90,6 @@ class Journal:
         self._held: dict[tuple[str, str], set[str]] = {}
         for store, digest, repo in self.db.execute("SELECT store, digest, repo FROM blobs"):
             self._held.setdefault((store, digest), set()).add(repo)
-        self.db.execute("CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._stores = {row[0] for row in self.db.execute("SELECT store FROM stores")}
         self.run_id: int | None = None
 
     def _check(self, fresh: bool) -> None:
@@ -148,16 +146,6 @@ class Journal:
         if repo not in held:
             held.add(repo)
             self.db.execute("INSERT OR IGNORE INTO blobs (store, digest, repo) VALUES (?,?,?)", (store, digest, repo))
-
-    def knows_store(self, store: str) -> bool:
-        """Whether an earlier run wrote to this destination (this one is a resumed or repeated run)."""
-        return store in self._stores
-
-    def touch_store(self, store: str) -> None:
-        """Note, before anything is written there, that this run writes to ``store``."""
-        if store not in self._stores:
-            self._stores.add(store)
-            self.db.execute("INSERT OR IGNORE INTO stores (store) VALUES (?)", (store,))
 
     def forget(self, store: str, digest: str, repo: str) -> None:
         """The repository turned out not to hold the blob after all (deleted since it was recorded)."""

@@ -1,9 +1,11 @@
-"""Requests a copy does not need are not made: a first run into a repository that did not exist asks
-nothing about its blobs (one tag-list request instead of a HEAD per blob); any later run against the
-same destination asks about every blob, since an interrupted run may have left some there."""
+"""Requests a copy does not need are not made. A blob the journal does not place in the destination is
+asked about and its upload opened in one request (a mount from the repository itself: 201 when it is
+there, 202 with an upload session when not), never a HEAD then a POST; nothing is asked about the
+repository itself. A blob the journal places in another repository of the destination is mounted."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,12 @@ def _blob_heads(dst: Registry, mark: int) -> list[str]:
     return [r.path for r in dst.requests(mark) if r.method == "HEAD" and "/blobs/" in r.path]
 
 
+def _upload_starts(dst: Registry, mark: int) -> list[tuple[str, str, int]]:
+    """(repository mounted from, digest, status) of each upload POST."""
+    posts = [r for r in dst.requests(mark) if r.method == "POST" and r.path.endswith("/blobs/uploads/")]
+    return [(r.params.get("from", [""])[0], r.params.get("mount", [""])[0], r.status) for r in posts]
+
+
 async def test_first_run_into_new_repository_asks_nothing_about_blobs(
     tmp_path: Path, registry_pair: tuple[Registry, Registry]
 ) -> None:
@@ -48,8 +56,13 @@ async def test_first_run_into_new_repository_asks_nothing_about_blobs(
         await _run(src, dst, journal, "mirror/app")
         assert _blob_heads(dst, mark) == []
         assert [r.path for r in dst.requests(mark) if r.method == "HEAD"] == ["/v2/mirror/app/manifests/v1"]
-        assert [r.path for r in dst.requests(mark) if r.path.endswith("/tags/list")] == ["/v2/mirror/app/tags/list"]
+        assert [r.path for r in dst.requests(mark) if r.path.endswith("/tags/list")] == []
+        blobs = {d["digest"] for d in [json.loads(lay.manifest_bytes(digest))["config"],
+                                       *json.loads(lay.manifest_bytes(digest))["layers"]]}
+        starts = _upload_starts(dst, mark)
+        assert sorted(starts) == sorted(("mirror/app", b, 202) for b in blobs)  # asked and opened at once
         assert len(dst.blob_upload_puts(mark)) == 4  # config and three layers, each once
+        assert len(dst.requests(mark)) == 1 + 4 * 2 + 1  # manifest HEAD, POST+PUT per blob, manifest PUT
         assert inspect_raw(f"docker://{dst.host}/mirror/app:v1") == lay.manifest_bytes(digest)
 
         # The journal now knows this destination: a later run asks before sending, even into a new
@@ -57,15 +70,16 @@ async def test_first_run_into_new_repository_asks_nothing_about_blobs(
         mark = dst.mark()
         await _run(src, dst, journal, "other/app")
         assert dst.blob_upload_puts(mark) == []
+        assert sorted(_upload_starts(dst, mark)) == sorted(("mirror/app", b, 201) for b in blobs)
     finally:
         journal.close()
 
 
-async def test_rerun_after_interruption_asks_about_every_blob(
+async def test_blobs_left_by_an_interrupted_run_are_not_sent_again(
     tmp_path: Path, registry_pair: tuple[Registry, Registry]
 ) -> None:
-    """A journal that knows the destination but none of the blobs (killed between the registry's
-    answer and the journal's write): nothing already there is sent again."""
+    """A journal that knows none of the blobs a killed run left in the repository (killed between the
+    registry's answer and the journal's write): one request per blob finds each, nothing is sent again."""
     src, dst = registry_pair
     lay = im.Layout(tmp_path / "layout")
     im.docker_schema2_image(lay, "app", seed=42, layers=2)
@@ -73,11 +87,11 @@ async def test_rerun_after_interruption_asks_about_every_blob(
     push_layout(lay.path, "app", f"docker://{dst.host}/left/over:tmp")  # blobs there, as a killed run leaves
     dst.request("DELETE", f"/v2/left/over/manifests/{digest_of(lay.manifest_bytes('app'))}")
     journal = Journal(tmp_path / "journal.db")
-    journal.touch_store(f"docker://{dst.host}")
     try:
         mark = dst.mark()
         await _run(src, dst, journal, "left/over")
-        assert len(_blob_heads(dst, mark)) == 3
+        assert _blob_heads(dst, mark) == []
+        assert [(origin, status) for origin, _, status in _upload_starts(dst, mark)] == [("left/over", 201)] * 3
         assert dst.blob_upload_puts(mark) == []
     finally:
         journal.close()

@@ -64,7 +64,7 @@ def _config_options(no_config: bool, config_only: bool, skip: list[str], system:
 def _options(src_url: str, dst_url: str, src_creds: str | None, dest_creds: str | None, src_tls_verify: str,
              dest_tls_verify: str, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
              project: list[str], exclude_project: list[str], repo: list[str], tag: list[str],
-             exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int, retries: int,
+             exclude_tag: list[str], include_untagged: bool, map_: list[str], proc: int | None, retries: int,
              force: bool = False, dry_run: bool = False, verify_only: bool = False,
              config: ConfigOptions | None = None, images: bool = True, charts: bool = True,
              charts_as: str | None = None, shard: str | None = None,
@@ -380,7 +380,8 @@ def migrate(
     exclude_tag: p.ExcludeTags = [],  # noqa: B006
     include_untagged: p.IncludeUntagged = False,
     map_: p.Maps = [],  # noqa: B006
-    proc: int = typer.Option(8, "--proc", min=1, help="Images in flight."),
+    proc: int | None = typer.Option(None, "--proc", min=1,
+                                    help="Images in flight (default: 8, more when the registries are far)."),
     retries: p.Retries = 2,
     force: p.Force = False,
     journal: p.Journal = None,

@@ -61,7 +61,8 @@ def sync(
     dest_cert_dir: p.DestCertDir = None,
     authfile: p.AuthFile = None,
     # engine and output
-    proc: int = typer.Option(5, "--proc", min=1, help="Images in flight."),
+    proc: int | None = typer.Option(None, "--proc", min=1,
+                                    help="Images in flight (default: 8, more when the registries are far)."),
     retries: p.Retries = 2,
     force: p.Force = False,
     journal: p.Journal = None,

@@ -82,12 +82,9 @@ class Mountable(Protocol):
     store_key: str  # blobs are shared within one store (a registry host)
     name: str  # the repository inside the store, under which the store's blob ledger records it
 
-    async def is_new(self) -> bool:
-        """True when the repository did not exist when this run first asked (asked once per run)."""
-        ...
-
     async def mount_or_put_blob(
         self, desc: Descriptor, from_name: str, open_stream: OpenStream
     ) -> bool:
-        """Mount the blob from ``from_name`` (True), or upload it in the session the store offers (False)."""
+        """Mount the blob from ``from_name`` (True), or upload it in the session the store offers (False).
+        ``from_name`` may be this repository itself: then True means it already held the blob."""
         ...

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote, urljoin
@@ -65,8 +64,6 @@ class RegistryClient:
         self.http = http
         self.registry = http.registry
         self._writable: set[str] = set()
-        self._exists: dict[str, bool] = {}
-        self._exists_locks: dict[str, asyncio.Lock] = {}
 
     def repository(self, name: str, *, write: bool = False) -> Repository:
         if write:
@@ -147,17 +144,6 @@ class RegistryClient:
         resp.release()
 
     # -- blobs ------------------------------------------------------------------------------
-
-    async def repository_exists(self, repo: str) -> bool:
-        """Whether ``repo`` existed when first asked in this run (its tag list answers, not 404);
-        the answer is kept, so later writes by this run do not change it."""
-        async with self._exists_locks.setdefault(repo, asyncio.Lock()):
-            if repo not in self._exists:
-                resp = await self.http.request("GET", f"/v2/{repo}/tags/list", scopes=self._read_scope(repo),
-                                               allow=(404,), what=f"tags of {repo}")
-                resp.release()
-                self._exists[repo] = resp.status != 404
-        return self._exists[repo]
 
     async def has_blob(self, repo: str, digest: str) -> bool:
         resp = await self.http.request(
@@ -363,9 +349,6 @@ class Repository:
 
     async def put_blob(self, desc: Descriptor, open_stream: OpenStream) -> None:
         await self.client.upload_blob(self.name, desc, open_stream)
-
-    async def is_new(self) -> bool:
-        return not await self.client.repository_exists(self.name)
 
     async def mount_or_put_blob(
         self, desc: Descriptor, from_name: str, open_stream: OpenStream
