@@ -26,9 +26,12 @@ setup: system-deps $(VENV)/.installed
 demo: setup
 	$(PY) -m demo
 
+# Tests mostly wait on registries and child processes: 3 workers on 2 cores; a module's tests that share a
+# seeded server stay on one worker (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
 test: setup
 	$(VENV)/bin/ruff check src tests bench demo
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: setup
 	$(PY) -m bench.run

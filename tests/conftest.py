@@ -9,6 +9,10 @@ Every fixture starts its own processes under ``tmp_path`` and stops them at tear
 - ``tls_registry``: HTTPS with the ``ca`` fixture's CA; ``.ca`` and ``.cert_dir`` on the registry.
 - ``mtls_registry``: HTTPS requiring a client certificate (``.client_cert``; ``.cert_dir`` holds it).
 - ``layout``: an empty OCI layout (:class:`tests.support.images.Layout`).
+
+Under pytest-xdist (``make test`` runs ``--dist loadgroup``) the tests of a module that share a module- or
+session-scoped fixture go to one worker as a group (:func:`pytest_collection_modifyitems`), so a seeded
+server is built once, not once per worker; every other test is scheduled on its own.
 """
 
 from __future__ import annotations
@@ -36,6 +40,29 @@ TOKEN_PERMISSIONS = {
 }
 TOKEN_SERVICE = "ferry-test-registry"
 TOKEN_ISSUER = "ferry-test-issuer"
+
+
+_SHARED_SCOPES = frozenset({"module", "package", "session"})
+_TESTS = Path(__file__).resolve().parent
+
+
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    """Does the test use a module- or session-scoped fixture of this suite (not pytest's or a plugin's)?"""
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        code = getattr(defs[-1].func, "__code__", None) if defs else None
+        if code is not None and defs[-1].scope in _SHARED_SCOPES and Path(code.co_filename).is_relative_to(_TESTS):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group each module's tests that use a shared fixture (``xdist_group`` named after the module),
+    unless a test names its own group."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and _shares_a_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture
