@@ -97,7 +97,7 @@ def killed_at(rule: Rule, proxy: FaultProxy, args: list[str], tmp: Path, *, then
     try:
         proxy.wait(rule, timeout=120)
         if then is not None:
-            wait_until(then, what="the state to kill in")
+            wait_until(then, timeout=180, what="the state to kill in")
     finally:
         kill(proc)
     proxy.abandon()  # what it still holds is dropped, never forwarded late; reruns go through it unhindered
@@ -113,6 +113,14 @@ def uploads(reg: Registry, since: int = 0) -> set[tuple[str, str]]:
     """(repository, digest) of every completed blob upload."""
     return {(r.path.removeprefix("/v2/").split("/blobs/uploads/")[0], r.params["digest"][0])
             for r in reg.blob_upload_puts(since)}
+
+
+def journal_state(path: Path) -> tuple[set[str], set[str]]:
+    """(destinations of the copied jobs, digests of the known blobs) in a journal, read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        done = {row[0] for row in db.execute("SELECT destination FROM jobs WHERE status='copied'")}
+        known = {row[0] for row in db.execute("SELECT digest FROM blobs")}
+    return done, known
 
 
 def head_blobs(reg: Registry, since: int) -> list[str]:
@@ -153,7 +161,13 @@ def test_killed_mid_blob_reruns_only_what_was_left(
     args = sync_args(src.host, registry.host, tmp_path, w.repos)
 
     def others_done() -> bool:
-        return len(manifest_puts(registry)) >= len(others) and (tmp_path / "journal.db").exists()
+        """The journal holds the five images as copied and every blob the registry has taken (so the kill
+        lands on no answer that ferry has yet to record)."""
+        try:
+            done, known = journal_state(tmp_path / "journal.db")
+        except sqlite3.Error:  # not created yet
+            return False
+        return len(done) >= len(others) and set(blob_put_digests(registry)) <= known
 
     killed_at(rule, src, args, tmp_path, then=others_done)
     assert src.requests("GET", rf"/blobs/{layer}$")[0].bytes_out >= 8 * MB
@@ -161,9 +175,7 @@ def test_killed_mid_blob_reruns_only_what_was_left(
     assert layer not in before
     assert_whole(registry)
     # the journal (WAL) kept what the killed run finished
-    with sqlite3.connect(f"file:{tmp_path / 'journal.db'}?mode=ro", uri=True) as db:
-        done = {row[0] for row in db.execute("SELECT destination FROM jobs WHERE status='copied'")}
-        known = {row[0] for row in db.execute("SELECT digest FROM blobs")}
+    done, known = journal_state(tmp_path / "journal.db")
     assert done == {f"{registry.host}/mirror/{i.ref}" for i in others}
     assert before <= known
 
@@ -255,8 +267,7 @@ def test_migrate_killed_mid_copy_resumes(big_source: Seeded, registry: Registry,
     before = uploads(registry)
     assert before, "some blobs were complete before the kill"
     assert_whole(registry)
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
-        known = {row[0] for row in db.execute("SELECT digest FROM blobs")}
+    _, known = journal_state(journal)
     mark = registry.mark()
     run = run_ferry(*args, home=tmp_path / "home")
     assert run.returncode == 0, run.stderr
