@@ -9,6 +9,7 @@ Every fixture starts its own processes under ``tmp_path`` and stops them at tear
 - ``tls_registry``: HTTPS with the ``ca`` fixture's CA; ``.ca`` and ``.cert_dir`` on the registry.
 - ``mtls_registry``: HTTPS requiring a client certificate (``.client_cert``; ``.cert_dir`` holds it).
 - ``layout``: an empty OCI layout (:class:`tests.support.images.Layout`).
+- ``refused_host``: ``127.0.0.1:PORT`` that refuses connections for the whole test.
 
 Under pytest-xdist (``make test`` runs ``--dist loadgroup``) the tests of a module that share a module- or
 session-scoped fixture go to one worker as a group (:func:`pytest_collection_modifyitems`), so a seeded
@@ -17,6 +18,7 @@ server is built once, not once per worker; every other test is scheduled on its 
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +65,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None and _shares_a_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+@pytest.fixture
+def refused_host() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where nothing listens: the port is bound, never listened on, so connections are
+    refused and no other process (another test worker's registry) can take it meanwhile."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture
