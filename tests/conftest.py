@@ -11,9 +11,8 @@ Every fixture starts its own processes under ``tmp_path`` and stops them at tear
 - ``layout``: an empty OCI layout (:class:`tests.support.images.Layout`).
 - ``refused_host``: ``127.0.0.1:PORT`` that refuses connections for the whole test.
 
-Under pytest-xdist (``make test`` runs ``--dist loadgroup``) the tests of a module that share a module- or
-session-scoped fixture go to one worker as a group (:func:`pytest_collection_modifyitems`), so a seeded
-server is built once, not once per worker; every other test is scheduled on its own.
+Under pytest-xdist ``make test`` hands out whole modules (``--dist loadfile``), so a module's seeded server
+is built once, not once per worker; :func:`pytest_collection_modifyitems` orders them.
 """
 
 from __future__ import annotations
@@ -58,13 +57,13 @@ def _shares_a_fixture(item: pytest.Item) -> bool:
     return False
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group each module's tests that use a shared fixture (``xdist_group`` named after the module),
-    unless a test names its own group."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and _shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the modules that build a shared server come first: they take longest, and one
+    handed out last would run on alone while the other workers idle. Order within a module is kept."""
+    if not hasattr(config, "workerinput"):
+        return
+    shared = {item.nodeid.split("::", 1)[0] for item in items if _shares_a_fixture(item)}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in shared)
 
 
 @pytest.fixture

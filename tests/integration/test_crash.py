@@ -284,9 +284,6 @@ def test_migrate_killed_mid_copy_resumes(big_source: Seeded, registry: Registry,
 
 
 BIG = 210 * MB
-#: The large-blob tests run one after another on one worker (pytest-xdist): two 210 MB copies side by side
-#: on a small machine are slow, and they share the module's source registry.
-BIG_BLOB = pytest.mark.xdist_group("crash-big-blob")
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +315,6 @@ def assert_big_arrived(registry: Registry, lay: im.Layout) -> None:
     assert_whole(registry)
 
 
-@BIG_BLOB
 @pytest.mark.parametrize("store_and_forward", [True, False], ids=["store-and-forward", "pass-through"])
 def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Layout, str], registry: Registry,
                                          tmp_path: Path, store_and_forward: bool) -> None:
@@ -355,7 +351,6 @@ def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Lay
     assert_big_arrived(registry, lay)
 
 
-@BIG_BLOB
 def test_large_blob_first_chunk_reset_resumes_from_zero(
     big_blob_source: tuple[Registry, im.Layout, str], registry: Registry, tmp_path: Path, proxy: Proxy
 ) -> None:
@@ -376,7 +371,6 @@ def test_large_blob_first_chunk_reset_resumes_from_zero(
     assert_big_arrived(registry, lay)
 
 
-@BIG_BLOB
 def test_large_blob_chunk_answer_lost_restarts_the_upload(
     big_blob_source: tuple[Registry, im.Layout, str], registry: Registry, tmp_path: Path, proxy: Proxy
 ) -> None:
@@ -395,7 +389,6 @@ def test_large_blob_chunk_answer_lost_restarts_the_upload(
     assert_big_arrived(registry, lay)
 
 
-@BIG_BLOB
 def test_large_blob_download_reset_halfway_resumes_with_a_range_read(
     big_blob_source: tuple[Registry, im.Layout, str], registry: Registry, tmp_path: Path, proxy: Proxy
 ) -> None:
