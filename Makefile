@@ -26,9 +26,12 @@ setup: system-deps $(VENV)/.installed
 demo: setup
 	$(PY) -m demo
 
+# Tests mostly wait on registries and child processes: 3 workers on 2 cores, each handed whole modules (a
+# module's seeded server is built once; tests/conftest.py puts those modules first). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 3
 test: setup
 	$(VENV)/bin/ruff check src tests bench demo
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: setup
 	$(PY) -m bench.run

@@ -9,10 +9,15 @@ Every fixture starts its own processes under ``tmp_path`` and stops them at tear
 - ``tls_registry``: HTTPS with the ``ca`` fixture's CA; ``.ca`` and ``.cert_dir`` on the registry.
 - ``mtls_registry``: HTTPS requiring a client certificate (``.client_cert``; ``.cert_dir`` holds it).
 - ``layout``: an empty OCI layout (:class:`tests.support.images.Layout`).
+- ``refused_host``: ``127.0.0.1:PORT`` that refuses connections for the whole test.
+
+Under pytest-xdist ``make test`` hands out whole modules (``--dist loadfile``), so a module's seeded server
+is built once, not once per worker; :func:`pytest_collection_modifyitems` orders them.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +41,38 @@ TOKEN_PERMISSIONS = {
 }
 TOKEN_SERVICE = "ferry-test-registry"
 TOKEN_ISSUER = "ferry-test-issuer"
+
+
+_SHARED_SCOPES = frozenset({"module", "package", "session"})
+_TESTS = Path(__file__).resolve().parent
+
+
+def _shares_a_fixture(item: pytest.Item) -> bool:
+    """Does the test use a module- or session-scoped fixture of this suite (not pytest's or a plugin's)?"""
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        code = getattr(defs[-1].func, "__code__", None) if defs else None
+        if code is not None and defs[-1].scope in _SHARED_SCOPES and Path(code.co_filename).is_relative_to(_TESTS):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the modules that build a shared server come first: they take longest, and one
+    handed out last would run on alone while the other workers idle. Order within a module is kept."""
+    if not hasattr(config, "workerinput"):
+        return
+    shared = {item.nodeid.split("::", 1)[0] for item in items if _shares_a_fixture(item)}
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in shared)
+
+
+@pytest.fixture
+def refused_host() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where nothing listens: the port is bound, never listened on, so connections are
+    refused and no other process (another test worker's registry) can take it meanwhile."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture

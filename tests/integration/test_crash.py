@@ -12,6 +12,10 @@ session and ferry starts the upload over. Both end with the right blob.
 
 The journal (SQLite WAL) survives the kill and is reused; a foreign or corrupted journal file is
 refused with one clear line and exit 2, and left as it was.
+
+ferry runs with its own read timeout here, not the reliability tests' short one: every fault is either
+held until the kill or a reset (seen at once), and a timeout of seconds fires on a loaded machine's slow
+answer (a 64 MB chunk), ends a run that was to be killed, or retries a request whose count is checked.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from tests.support import workloads
 from tests.support.faultproxy import FaultProxy, Lose, Reset, Rule, Stall
 from tests.support.invariants import ACCEPT, assert_whole
 from tests.support.registry import Registry, start_registry
-from tests.support.reliability import FAST, kill, report, run_ferry, slice_images, spawn_ferry, sync_yaml
+from tests.support.reliability import kill, report, run_ferry, slice_images, spawn_ferry, sync_yaml
 from tests.support.skopeo import inspect_raw, push_layout
 from tests.support.workloads import Seeded, assert_mirrored, blob_put_digests, manifest_puts, writes
 
@@ -89,18 +93,18 @@ def sync_args(src_host: str, dst_host: str, tmp: Path, repos: list[str] | tuple[
 
 def killed_at(rule: Rule, proxy: FaultProxy, args: list[str], tmp: Path, *, then=None) -> None:  # type: ignore[no-untyped-def]
     """Start ferry, wait until ``rule`` holds the request it stalls (and ``then``), SIGKILL ferry."""
-    proc = spawn_ferry(*args, home=tmp / "home", env=FAST, log=tmp / "killed.log")
+    proc = spawn_ferry(*args, home=tmp / "home", log=tmp / "killed.log")
     try:
         proxy.wait(rule, timeout=120)
         if then is not None:
-            wait_until(then, what="the state to kill in")
+            wait_until(then, timeout=180, what="the state to kill in")
     finally:
         kill(proc)
     proxy.abandon()  # what it still holds is dropped, never forwarded late; reruns go through it unhindered
 
 
 def rerun(args: list[str], tmp: Path) -> dict:  # type: ignore[type-arg]
-    run = run_ferry(*args, home=tmp / "home", env=FAST)
+    run = run_ferry(*args, home=tmp / "home")
     assert run.returncode == 0, run.stderr
     return report(tmp / "report.json") if (tmp / "report.json").exists() else {}
 
@@ -109,6 +113,14 @@ def uploads(reg: Registry, since: int = 0) -> set[tuple[str, str]]:
     """(repository, digest) of every completed blob upload."""
     return {(r.path.removeprefix("/v2/").split("/blobs/uploads/")[0], r.params["digest"][0])
             for r in reg.blob_upload_puts(since)}
+
+
+def journal_state(path: Path) -> tuple[set[str], set[str]]:
+    """(destinations of the copied jobs, digests of the known blobs) in a journal, read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        done = {row[0] for row in db.execute("SELECT destination FROM jobs WHERE status='copied'")}
+        known = {row[0] for row in db.execute("SELECT digest FROM blobs")}
+    return done, known
 
 
 def head_blobs(reg: Registry, since: int) -> list[str]:
@@ -149,7 +161,13 @@ def test_killed_mid_blob_reruns_only_what_was_left(
     args = sync_args(src.host, registry.host, tmp_path, w.repos)
 
     def others_done() -> bool:
-        return len(manifest_puts(registry)) >= len(others) and (tmp_path / "journal.db").exists()
+        """The journal holds the five images as copied and every blob the registry has taken (so the kill
+        lands on no answer that ferry has yet to record)."""
+        try:
+            done, known = journal_state(tmp_path / "journal.db")
+        except sqlite3.Error:  # not created yet
+            return False
+        return len(done) >= len(others) and set(blob_put_digests(registry)) <= known
 
     killed_at(rule, src, args, tmp_path, then=others_done)
     assert src.requests("GET", rf"/blobs/{layer}$")[0].bytes_out >= 8 * MB
@@ -157,9 +175,7 @@ def test_killed_mid_blob_reruns_only_what_was_left(
     assert layer not in before
     assert_whole(registry)
     # the journal (WAL) kept what the killed run finished
-    with sqlite3.connect(f"file:{tmp_path / 'journal.db'}?mode=ro", uri=True) as db:
-        done = {row[0] for row in db.execute("SELECT destination FROM jobs WHERE status='copied'")}
-        known = {row[0] for row in db.execute("SELECT digest FROM blobs")}
+    done, known = journal_state(tmp_path / "journal.db")
     assert done == {f"{registry.host}/mirror/{i.ref}" for i in others}
     assert before <= known
 
@@ -225,7 +241,7 @@ def test_migrate_killed_during_verification(
 
     mark = registry.mark()
     rep_path = tmp_path / "migrate.json"
-    run = run_ferry(*args, "--report", str(rep_path), home=tmp_path / "home", env=FAST)
+    run = run_ferry(*args, "--report", str(rep_path), home=tmp_path / "home")
     assert run.returncode == 0, run.stderr
     rep = report(rep_path)
     assert writes(registry, mark) == []
@@ -251,10 +267,9 @@ def test_migrate_killed_mid_copy_resumes(big_source: Seeded, registry: Registry,
     before = uploads(registry)
     assert before, "some blobs were complete before the kill"
     assert_whole(registry)
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
-        known = {row[0] for row in db.execute("SELECT digest FROM blobs")}
+    _, known = journal_state(journal)
     mark = registry.mark()
-    run = run_ferry(*args, home=tmp_path / "home", env=FAST)
+    run = run_ferry(*args, home=tmp_path / "home")
     assert run.returncode == 0, run.stderr
     again = uploads(registry, mark)
     assert not again & before, "a blob was sent again into a repository that had it"
@@ -286,6 +301,20 @@ def big_blob_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         yield reg, lay, layer["digest"]
 
 
+def copy_big(src: Registry | FaultProxy, dst: FaultProxy, tmp: Path) -> None:
+    """``ferry copy`` of ``big/app:v1`` from ``src`` to ``dst``, which must succeed."""
+    run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    f"docker://{src.ref('big/app:v1')}", f"docker://{dst.ref('big/app:v1')}",
+                    home=tmp / "home", timeout=600)
+    assert run.returncode == 0, run.stderr
+
+
+def assert_big_arrived(registry: Registry, lay: im.Layout) -> None:
+    """The destination holds the source's manifest byte for byte, and everything it names."""
+    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
+    assert_whole(registry)
+
+
 @pytest.mark.parametrize("store_and_forward", [True, False], ids=["store-and-forward", "pass-through"])
 def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Layout, str], registry: Registry,
                                          tmp_path: Path, store_and_forward: bool) -> None:
@@ -295,10 +324,7 @@ def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Lay
     with FaultProxy(registry.url, store_and_forward=store_and_forward) as dst_px:
         # the second 64 MB chunk (bytes 64–128 MB) is cut 36 MB in: about half of the blob has gone
         (rule,) = dst_px.add(Rule(Reset(after=36 * MB, side="request"), "PATCH", r"/blobs/uploads/", nth=2))
-        run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
-                        f"docker://{src.ref('big/app:v1')}", f"docker://{dst_px.ref('big/app:v1')}",
-                        home=tmp_path / "home", env=FAST, timeout=600)
-        assert run.returncode == 0, run.stderr
+        copy_big(src, dst_px, tmp_path)
         assert rule.applied == 1
         patched = dst_px.bytes_forwarded("PATCH", r"/blobs/uploads/")
         patches = dst_px.requests("PATCH", r"/blobs/uploads/")
@@ -322,8 +348,7 @@ def test_large_blob_upload_reset_halfway(big_blob_source: tuple[Registry, im.Lay
         assert after_cut.startswith("0-")  # from the start, in the new session
         assert patched >= size
     assert registry.request("HEAD", f"/v2/big/app/blobs/{layer}").status == 200
-    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
-    assert_whole(registry)
+    assert_big_arrived(registry, lay)
 
 
 def test_large_blob_first_chunk_reset_resumes_from_zero(
@@ -336,18 +361,14 @@ def test_large_blob_first_chunk_reset_resumes_from_zero(
     size = lay.blob_path(layer).stat().st_size
     dst_px = proxy(registry.url, store_and_forward=True)
     (rule,) = dst_px.add(Rule(Reset(after=8 * MB, side="request"), "PATCH", r"/blobs/uploads/", nth=1))
-    run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{src.ref('big/app:v1')}", f"docker://{dst_px.ref('big/app:v1')}",
-                    home=tmp_path / "home", env=FAST, timeout=600)
-    assert run.returncode == 0, run.stderr
+    copy_big(src, dst_px, tmp_path)
     assert rule.applied == 1
     status = [r for r in registry.requests() if r.method == "GET" and "/blobs/uploads/" in r.path]
     assert status and status[0].status == 204
     patches = dst_px.requests("PATCH", r"/blobs/uploads/")
     assert patches[1].headers["Content-Range"].startswith("0-")
     assert dst_px.bytes_forwarded("PATCH", r"/blobs/uploads/") == size  # the cut chunk never reached it
-    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
-    assert_whole(registry)
+    assert_big_arrived(registry, lay)
 
 
 def test_large_blob_chunk_answer_lost_restarts_the_upload(
@@ -360,16 +381,12 @@ def test_large_blob_chunk_answer_lost_restarts_the_upload(
     size = lay.blob_path(layer).stat().st_size
     dst_px = proxy(registry.url, store_and_forward=True)
     (rule,) = dst_px.add(Rule(Lose(), "PATCH", r"/blobs/uploads/", nth=2))
-    run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{src.ref('big/app:v1')}", f"docker://{dst_px.ref('big/app:v1')}",
-                    home=tmp_path / "home", env=FAST, timeout=600)
-    assert run.returncode == 0, run.stderr
+    copy_big(src, dst_px, tmp_path)
     assert rule.applied == 1
     status = [r for r in registry.requests() if r.method == "GET" and "/blobs/uploads/" in r.path]
     assert status and status[0].status in (400, 404)
     assert dst_px.bytes_forwarded("PATCH", r"/blobs/uploads/") == size + 2 * UPLOAD_CHUNK
-    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
-    assert_whole(registry)
+    assert_big_arrived(registry, lay)
 
 
 def test_large_blob_download_reset_halfway_resumes_with_a_range_read(
@@ -382,10 +399,7 @@ def test_large_blob_download_reset_halfway_resumes_with_a_range_read(
     size = lay.blob_path(layer).stat().st_size
     src_px, dst_px = proxy(src.url), proxy(registry.url, store_and_forward=True)
     (rule,) = src_px.add(Rule(Reset(after=100 * MB), "GET", rf"/blobs/{layer}$", nth=1))
-    run = run_ferry("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{src_px.ref('big/app:v1')}", f"docker://{dst_px.ref('big/app:v1')}",
-                    home=tmp_path / "home", env=FAST, timeout=600)
-    assert run.returncode == 0, run.stderr
+    copy_big(src_px, dst_px, tmp_path)
     assert rule.applied == 1
     reads = src_px.requests("GET", rf"/blobs/{layer}$")
     assert len(reads) == 2 and reads[0].headers.get("Range") is None, [(r.status, r.fault) for r in reads]
@@ -395,8 +409,7 @@ def test_large_blob_download_reset_halfway_resumes_with_a_range_read(
     assert reads[1].status == 206 and reads[1].bytes_out == size - resumed_at
     assert dst_px.bytes_forwarded("PATCH", r"/blobs/uploads/") == size
     assert not [r for r in registry.requests() if r.method == "GET" and "/blobs/uploads/" in r.path]
-    assert inspect_raw(registry.ref("big/app:v1")) == lay.manifest_bytes("big")
-    assert_whole(registry)
+    assert_big_arrived(registry, lay)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -450,7 +463,7 @@ def test_foreign_or_corrupted_journal_is_refused(project_source: Seeded, registr
     args = sync_args(project_source.host, registry.host, tmp_path, ["proj0/web"])
     for command in (args, ["migrate", f"http://{project_source.host}", f"http://{registry.host}", "--journal",
                            str(journal)]):
-        run = run_ferry(*command, home=tmp_path / "home", env=FAST)
+        run = run_ferry(*command, home=tmp_path / "home")
         assert run.returncode == 2, run.stderr
         lines = [line for line in run.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("ferry: journal "), run.stderr

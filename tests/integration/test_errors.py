@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import images as im
 from tests.support.cli import EXIT_CODES, FerryCLI, FerryResult
-from tests.support.registry import Registry, free_port
+from tests.support.registry import Registry
 from tests.support.skopeo import push_layout
 
 pytestmark = pytest.mark.integration
@@ -50,12 +50,12 @@ def test_unknown_host(cli: FerryCLI, registry: Registry) -> None:
     assert_one_line_error(inspect, 4, f"{host}:5000", "unknown host")
 
 
-def test_connection_refused(cli: FerryCLI, registry: Registry, layout: im.Layout) -> None:
+def test_connection_refused(cli: FerryCLI, registry: Registry, layout: im.Layout, refused_host: str) -> None:
     """A port with nothing listening, as source or destination: exit 4, names the address and asks
     whether the registry runs (after the retries)."""
     im.oci_image(layout, "img", seed=1)
     push_layout(layout.path, "img", registry.ref("proj/app:v1"))
-    dead = f"127.0.0.1:{free_port()}"
+    dead = refused_host
     src, dst = cli.run_many(
         [
             ["copy", *INSECURE, f"docker://{dead}/proj/app:v1", f"docker://{registry.ref('proj/copy:v1')}"],
@@ -131,8 +131,8 @@ def test_bad_flags_and_arguments(cli: FerryCLI, tmp_path: Path) -> None:
     assert_one_line_error(no_file, 2, "does-not-exist.json")
 
 
-def test_debug_shows_traceback_and_keeps_exit_code(cli: FerryCLI) -> None:
-    dead = f"127.0.0.1:{free_port()}"
+def test_debug_shows_traceback_and_keeps_exit_code(cli: FerryCLI, refused_host: str) -> None:
+    dead = refused_host
     usage, network = cli.run_many(
         [
             ["--debug", "inspect", "docker://Host/UPPER"],

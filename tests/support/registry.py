@@ -48,6 +48,9 @@ __all__ = [
 REGISTRY_BIN = "docker-registry"
 LOOPBACK = "127.0.0.1"
 READINESS_UA = "ferry-test-readiness-probe"
+#: Every answer of a registry started here carries its own value of this header, so that the readiness
+#: probe knows it reached this process and not another one that took the port first (parallel workers).
+INSTANCE_HEADER = "X-Ferry-Test-Instance"
 
 #: Credentials the conftest fixtures configure: ``basic_registry`` knows alice; the token server
 #: knows alice (pull/push/delete everywhere, catalog) and bob (pull only).
@@ -125,6 +128,7 @@ class Registry:
     ca: CA | None = None
     cert_dir: Path | None = None  # certs.d-style dir for skopeo --cert-dir (with client cert under mTLS)
     client_cert: tuple[Path, Path] | None = None  # (cert, key) accepted under mTLS
+    instance: str = ""  # the value of INSTANCE_HEADER in this registry's answers
 
     @property
     def port(self) -> int:
@@ -357,6 +361,7 @@ def free_port() -> int:
 
 def _config(
     port: int,
+    instance: str,
     root: Path,
     workdir: Path,
     *,
@@ -372,7 +377,7 @@ def _config(
         "addr": f"{LOOPBACK}:{port}",
         "secret": secrets.token_hex(16),
         "relativeurls": relative_urls,
-        "headers": {"X-Content-Type-Options": ["nosniff"]},
+        "headers": {"X-Content-Type-Options": ["nosniff"], INSTANCE_HEADER: [instance]},
     }
     if tls is not None:
         assert server_cert is not None
@@ -414,13 +419,18 @@ def _wait_ready(reg: Registry, deadline: float) -> None:
             )
         try:
             probe = urllib.request.Request(f"{reg.url}/v2/", headers={"User-Agent": READINESS_UA})
-            with urllib.request.urlopen(probe, timeout=2, context=ctx):
-                return
+            with urllib.request.urlopen(probe, timeout=2, context=ctx) as resp:
+                answered = resp.headers
         except urllib.error.HTTPError as e:
-            if e.code == 401:
-                return
+            answered = e.headers if e.code == 401 else None
         except OSError:
-            pass
+            answered = None
+        if answered is not None:
+            if answered.get(INSTANCE_HEADER) == reg.instance:
+                return
+            # another process holds the port; ours cannot bind it and exits (then retried on another)
+            reg.stop()
+            raise RegistryStartError(f"address already in use: {reg.host} answered by another server")
         if time.monotonic() > deadline:
             reg.stop()
             raise RegistryStartError(f"registry not ready at {reg.url}: {reg.log_path.read_text()[-2000:]}")
@@ -454,10 +464,12 @@ def start_registry(
     client_cert = tls.issue_client_cert("ferry-test-client") if (tls is not None and mtls) else None
     cert_dir = tls.write_cert_dir(workdir / "certs.d", client_cert) if tls is not None else None
     last_error: Exception | None = None
-    for attempt in range(3):  # a free port may be taken between probing and binding
+    for attempt in range(5):  # a free port may be taken between probing and binding
         port = free_port()
+        instance = secrets.token_hex(8)
         config = _config(
             port,
+            instance,
             root,
             workdir,
             auth=auth,
@@ -495,6 +507,7 @@ def start_registry(
             ca=tls,
             cert_dir=cert_dir,
             client_cert=client_cert,
+            instance=instance,
         )
         try:
             _wait_ready(reg, time.monotonic() + timeout)
