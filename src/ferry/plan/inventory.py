@@ -78,13 +78,19 @@ class MigrationPlan:
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor sources
     source_is_harbor: bool = False
-    pushed: dict[str, str] = field(default_factory=dict)  # job key → source push time (Harbor sources)
+    # source push time of each job, beside images and accessories (Harbor sources; emptied by in_push_order):
+    # a list, not a dict by job key, since a key string per tag weighs 150 bytes
+    image_times: list[str] = field(default_factory=list)
+    accessory_times: list[str] = field(default_factory=list)
 
     def in_push_order(self) -> None:
         """Jobs oldest push first (stable: equal times keep the listing's order), so that each
         repository's manifests reach the destination in the source's order."""
-        for jobs in (self.images, self.accessories):
-            jobs.sort(key=lambda j: self.pushed.get(j.key, ""))
+        for jobs, times in ((self.images, self.image_times), (self.accessories, self.accessory_times)):
+            if times:
+                order = sorted(range(len(jobs)), key=times.__getitem__)
+                jobs[:] = [jobs[i] for i in order]
+            times.clear()
 
     @property
     def jobs(self) -> list[Job]:
@@ -104,16 +110,12 @@ def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, 
          *, accessory: bool = False, pushed: str = "") -> None:
     job = Job(src, dst, origin=project)
     (plan.accessories if accessory else plan.images).append(job)
-    if pushed:
-        plan.pushed[job.key] = pushed
+    (plan.accessory_times if accessory else plan.image_times).append(pushed)
     plan.expected.append(Expected(src, dst, digest, project))
 
 
-def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_reg: str,
-                   dst_reg: str, accessory_tags: dict[str, list[str]]) -> None:
-    dst_repo = sel.dest_repository(art.repository)
-    src_base = RegistryRef(src_reg, art.repository)
-    dst_base = RegistryRef(dst_reg, dst_repo)
+def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_base: RegistryRef,
+                   dst_base: RegistryRef, accessory_tags: dict[str, list[str]]) -> None:
     tags = [t for t in art.tags if sel.tag_selected(t)]
     if not tags and not (sel.include_untagged and not art.tags):
         return
@@ -171,9 +173,12 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
                         await bounded_map(lambda ra: _accessory_tags(client, *ra), with_accessories), strict=True))
     for project, repos in listing.repositories.items():
         for repo in repos:
+            # one base ref per repository: the refs of its tags share their registry and repository strings
+            src_base = RegistryRef(client.registry, repo)
+            dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
             for art in listing.artifacts[repo]:
                 plan.artifacts[(repo, art.digest)] = art
-                _plan_artifact(plan, sel, project, art, client.registry, dst_reg, tag_maps.get(repo, {}))
+                _plan_artifact(plan, sel, project, art, src_base, dst_base, tag_maps.get(repo, {}))
     plan.in_push_order()
     return plan
 
