@@ -20,3 +20,20 @@ def test_results_keep_input_order_and_limit_holds() -> None:
 
     assert asyncio.run(bounded_map(slow_square, range(10), 3)) == [n * n for n in range(10)]
     assert peak == 3
+
+
+def test_only_limit_calls_are_started_at_a_time() -> None:
+    """Workers take the items one after another: no coroutine exists for an item before a worker takes it,
+    so a million items never mean a million pending tasks."""
+    started: list[int] = []
+    done: list[int] = []
+
+    async def record(n: int) -> int:
+        started.append(n)
+        assert len(started) - len(done) <= 2  # never more begun than the limit before some finished
+        await asyncio.sleep(0)
+        done.append(n)
+        return n
+
+    assert asyncio.run(bounded_map(record, range(50), 2)) == list(range(50))
+    assert asyncio.run(bounded_map(record, [], 2)) == []
