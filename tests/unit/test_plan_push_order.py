@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ferry.harbor.artifacts import Artifact
-from ferry.plan.inventory import MigrationPlan, Selection, _plan_artifact
+from ferry.plan.inventory import ArtifactIndex, MigrationPlan, Selection, _plan_artifact
 from ferry.refs import RegistryRef
 
 SRC, DST = RegistryRef("src.example", "p/app"), RegistryRef("dst.example", "p/app")
@@ -39,3 +39,12 @@ def test_tag_filters_still_apply_when_given() -> None:
     _plan_artifact(plan, Selection(exclude_tags=("*-rc",)), "p", _artifact("sha256:a", ("1.0", "1.1-rc"), "t"),
                    SRC, DST, {})
     assert [j.destination.tag for j in plan.images] == ["1.0"]
+
+
+def test_artifact_index_finds_each_listed_artifact_by_repository_and_digest() -> None:
+    a, b = _artifact("sha256:a", ("1",), "t"), _artifact("sha256:b", (), "t")
+    index = ArtifactIndex({"p/app": [a, b], "p/empty": []})
+    assert index[("p/app", "sha256:b")] is b and index.get(("p/app", "sha256:x")) is None
+    assert index.get(("p/other", "sha256:a")) is None
+    assert list(index) == [("p/app", "sha256:a"), ("p/app", "sha256:b")] and len(index) == 2
+    assert list(index.values()) == [a, b]

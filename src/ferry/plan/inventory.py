@@ -4,7 +4,7 @@ mapped to destination projects, and turned into Jobs — images first, accessori
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
@@ -68,6 +68,27 @@ class Expected:
     project: str
 
 
+class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
+    """``(repository, digest) → Artifact`` over a listing's lists, without a key tuple and a dict slot per
+    artifact (110 bytes a tag at a million tags): a lookup scans its repository's few artifacts."""
+
+    def __init__(self, listed: dict[str, list[Artifact]]) -> None:
+        self._listed = listed
+
+    def __getitem__(self, key: tuple[str, str]) -> Artifact:
+        repository, digest = key
+        for art in self._listed.get(repository, ()):
+            if art.digest == digest:
+                return art
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((repo, art.digest) for repo, arts in self._listed.items() for art in arts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._listed.values()))
+
+
 @dataclass(slots=True)
 class MigrationPlan:
     projects: list[Project]  # source projects selected, in order
@@ -76,7 +97,7 @@ class MigrationPlan:
     expected: list[Expected] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # artifact digest → size (Harbor sources)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
-    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor sources
+    artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
     # source push time of each job, beside images and accessories (Harbor sources; emptied by in_push_order):
     # a list, not a dict by job key, since a key string per tag weighs 150 bytes
@@ -165,7 +186,8 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
                        accessories_known: Callable[[str, set[str]], bool] | None = None) -> MigrationPlan:
     """Jobs for a listing; ``client`` is the same Harbor's registry. ``accessories_known(repo, digests)``
     true: the accessory tags of ``repo`` need not be looked up (the destination holds them all)."""
-    plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories)
+    plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories,
+                         artifacts=ArtifactIndex(listing.artifacts))
     with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
                         for r, arts in listing.artifacts.items()]
     with_accessories = [(r, accs) for r, accs in with_accessories
@@ -178,7 +200,6 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
             src_base = RegistryRef(client.registry, repo)
             dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
             for art in listing.artifacts[repo]:
-                plan.artifacts[(repo, art.digest)] = art
                 _plan_artifact(plan, sel, project, art, src_base, dst_base, tag_maps.get(repo, {}))
     plan.in_push_order()
     return plan
