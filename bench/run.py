@@ -8,6 +8,7 @@ alternately, prints one table and writes the same as JSON under ``bench/results/
     python -m bench.run --case wan --reps 1 --rtts 80 --wan-big-mb 50 --wan-bulk 2x3x2  # make bench-quick
     python -m bench.run --update-docs          # also put the table into docs/benchmarks.md
     python -m bench.run --case inventory       # bench/inventory.py's Harbor inventory bench (opt-in)
+    python -m bench.run --case inventory-scale # issue 14: 1M tags from a synthetic Harbor (--reps 1: 100k)
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ CASES: dict[str, Callable[..., list[CaseResult]]] = {
     "wan": cases.case_wan,
     "export": case_export,
 }
-OPTIONAL = ("inventory",)  # not in the default run: its own seeding alone is long
+OPTIONAL = ("inventory", "inventory-scale")  # not in the default run: long (seeding; a million tags)
 MB = 1e6
 
 
@@ -297,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[CaseResult] = []
     durations: dict[str, float] = {}
     inventory: dict[str, Any] | None = None
+    inventory_scale: dict[str, Any] | None = None
     try:
         for name in args.cases:
             c0 = time.monotonic()
@@ -305,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from bench.inventory import run_inventory_bench  # another engineer's bench, run as it is
 
                 inventory = run_inventory_bench(workdir / "inventory", reps=args.reps)
+            elif name == "inventory-scale":  # issue 14: bench/inventory_scale.py, 1M tags (--reps 1: 100k)
+                from bench.inventory_scale import run_inventory_scale
+
+                inventory_scale = run_inventory_scale(workdir / "inventory-scale", quick=args.reps == 1)
             else:
                 results.extend(CASES[name](b, **kwargs[name]))
             durations[name] = time.monotonic() - c0
@@ -315,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = table(results)
     if inventory is not None:
         text += "\n" + inventory_lines(inventory)
+    if inventory_scale is not None:
+        from bench.inventory_scale import lines
+
+        text += "\n" + lines(inventory_scale)
     total = time.monotonic() - t0
     print(text)
     print(f"\n{info['cores']} cores, {info['cpu']}; {info['skopeo']}; {info['docker-registry']}; total {total:.0f} s")
@@ -330,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "table": text,
         "cases": [r.to_json() for r in results],
         "inventory": inventory,
+        "inventory_scale": inventory_scale,
     }
     out.write_text(json.dumps(payload, indent=2))
     print(f"results: {out.relative_to(bench.ROOT)}")

@@ -130,6 +130,7 @@ class MigrationOutcome:
     run: RunResult | None = None
     mismatches: list[Mismatch] = field(default_factory=list)
     in_place: int | None = None  # dry run: jobs already at the destination
+    to_copy: list[Expected] | None = None  # dry run by listings: what differs (else: the mismatches)
     inventory_requests: int = 0
     configuration: list[ConfigEntry] | None = None  # None: not migrated (--no-config, not Harbor to Harbor)
     charts: ChartOutcome | None = None  # None: no ChartMuseum at the source, or --no-charts
@@ -191,6 +192,8 @@ class MigrationOutcome:
                           "failed": self.prune_errors}} if self.to_prune is not None else {}),
             **({"dry_run": {"in_place": self.in_place, "to_copy": [
                 {"source": m.source, "destination": m.destination, "digest": m.expected} for m in self.mismatches
+            ] if self.to_copy is None else [
+                {"source": str(e.source), "destination": str(e.destination), "digest": e.digest} for e in self.to_copy
             ]}} if self.in_place is not None else {}),
             "jobs": [r.to_json() for r in self.run.records] if self.run else [],
             "verification": {
@@ -437,9 +440,12 @@ class Migration:
         for po in outcome.projects:
             if po.action is ProjectAction.CREATE:
                 po.action = ProjectAction.WOULD_CREATE
-        mismatches = await verify(self.conns, outcome.to_verify)
-        outcome.in_place = len(outcome.plan.expected) - len(mismatches)
-        outcome.mismatches = mismatches
+        if outcome.unchanged is not None:  # Harbor to Harbor: the listings said what differs, no HEAD per tag
+            outcome.to_copy = outcome.to_verify
+            outcome.in_place = len(outcome.plan.expected) - len(outcome.to_copy)
+        else:
+            outcome.mismatches = await verify(self.conns, outcome.to_verify)
+            outcome.in_place = len(outcome.plan.expected) - len(outcome.mismatches)
         if outcome.charts is not None:  # charts (issue 11)
             await self._charts(outcome.charts).verify()
             outcome.charts.in_place = len(outcome.charts.jobs) - len(outcome.charts.mismatches)

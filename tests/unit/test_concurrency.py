@@ -106,3 +106,19 @@ def test_sizer_grows_the_gate_from_the_shortest_round_trip_and_never_shrinks_it(
     sizer.observe(0.300)  # queued behind others: not a shorter round trip
     assert sizer.round_trip == 0.020
     assert gate.capacity == 24
+
+def test_only_limit_calls_are_started_at_a_time() -> None:
+    """Workers take the items one after another: no coroutine exists for an item before a worker takes it,
+    so a million items never mean a million pending tasks."""
+    started: list[int] = []
+    done: list[int] = []
+
+    async def record(n: int) -> int:
+        started.append(n)
+        assert len(started) - len(done) <= 2  # never more begun than the limit before some finished
+        await asyncio.sleep(0)
+        done.append(n)
+        return n
+
+    assert asyncio.run(bounded_map(record, range(50), 2)) == list(range(50))
+    assert asyncio.run(bounded_map(record, [], 2)) == []

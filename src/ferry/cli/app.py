@@ -128,9 +128,15 @@ def main(
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine within what is left of ``--command-timeout``; errors are turned into
     the ``ferry:`` line by :func:`ferry.cli.main.run`."""
-    if state.deadline is None:
-        return asyncio.run(coro)
-    return asyncio.run(_bounded(coro, state.deadline - time.monotonic()))
+    result: list[T] = []
+
+    async def main() -> None:
+        # The answer is kept out of the main task's result: Python 3.11's asyncio.run reprs that task
+        # (signal.getsignal on its SIGINT handler), and the repr of a million-tag outcome weighs 300 MB.
+        result.append(await (coro if state.deadline is None else _bounded(coro, state.deadline - time.monotonic())))
+
+    asyncio.run(main())
+    return result[0]
 
 
 async def _bounded(coro: Coroutine[Any, Any, T], seconds: float) -> T:

@@ -169,28 +169,43 @@ def _registry_side(job: Job) -> RegistryRef:
     return job.source if isinstance(job.source, RegistryRef) else cast(RegistryRef, job.destination)
 
 
-def _print_plan(console: Console, outcome: MigrationOutcome) -> None:
+def _print_plan(console: Console, outcome: MigrationOutcome, shown: int = 20) -> None:
+    """One table row per project, then one plain line per repository (its first ``shown`` tags),
+    counted in one pass over the plan: a million tags print 100,000 lines, never a million-row table."""
     plan = outcome.plan
+    images: dict[str, int] = {}
+    accessories: dict[str, int] = {}
+    tags: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for jobs, per_project in ((plan.images, images), (plan.accessories, accessories)):
+        for j in jobs:
+            per_project[j.origin] = per_project.get(j.origin, 0) + 1
+    for j in plan.images:
+        ref = _registry_side(j)
+        counts[ref.repository] = n = counts.get(ref.repository, 0) + 1
+        if n <= shown:
+            tags.setdefault(ref.repository, []).append(str(ref.tag or ref.digest))
+    digests: dict[str, set[str]] = {}
+    for e in plan.expected:
+        if e.digest:
+            digests.setdefault(e.project, set()).add(e.digest)
     table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
                   header_style="bold")
     for col in ("project", "→", "action", "repos", "tags+digests", "accessories", "bytes (artifacts)"):
         table.add_column(col)
     for po in outcome.projects:
-        jobs = [j for j in plan.images if j.origin == po.name]
-        accs = [j for j in plan.accessories if j.origin == po.name]
-        digests = {e.digest for e in plan.expected if e.project == po.name and e.digest}
-        size = sum(plan.sizes.get(d, 0) for d in digests)
+        size = sum(plan.sizes.get(d, 0) for d in digests.get(po.name, ()))
         table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
-                      str(len(jobs)), str(len(accs)), decimal(size) if plan.source_is_harbor else "?")
+                      str(images.get(po.name, 0)), str(accessories.get(po.name, 0)),
+                      decimal(size) if plan.source_is_harbor else "?")
     console.print(table)
+    out = console.file
     for po in outcome.projects:
         for d in po.differences:
             console.print(f"project {po.destination}: {d}")
         for repo in plan.repositories.get(po.name, []):
-            tags = [_registry_side(j).tag or _registry_side(j).digest for j in plan.images
-                    if _registry_side(j).repository == repo]
-            console.print(f"  {repo}: {', '.join(str(t) for t in tags[:20])}{' …' if len(tags) > 20 else ''}",
-                          highlight=False)
+            more = " …" if counts.get(repo, 0) > shown else ""
+            out.write(f"  {repo}: {', '.join(tags.get(repo, []))}{more}\n")
     total = len(plan.expected)
     console.print(f"{outcome.in_place} of {total} already in place at the destination; "
                   f"{total - (outcome.in_place or 0)} to copy")

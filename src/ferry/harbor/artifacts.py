@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from ferry.errors import ProtocolError
@@ -25,7 +26,7 @@ class Artifact:
     accessories: tuple[Accessory, ...] = ()
     references: tuple[str, ...] = ()  # child digests of an index
     push_time: str = ""  # Harbor's ISO time (UTC, ``Z``): sorts as text
-    tag_push_times: tuple[str, ...] = ()  # one per tag, in the order of ``tags``
+    tag_push_times: tuple[str, ...] = ()  # one per tag, in the order of ``tags``; "": the artifact's
 
     def pushed(self, tag: str | None) -> str:
         """When ``tag`` (or the artifact itself, for None or an unknown tag) was pushed at the source."""
@@ -61,7 +62,11 @@ async def list_artifacts(api: HarborAPI, repository: str) -> list[Artifact]:
         )
         refs = tuple(str(r.get("child_digest")) for r in (a.get("references") or [])
                      if isinstance(r, dict) and r.get("child_digest"))
-        out.append(Artifact(repository, digest, str(a.get("manifest_media_type") or a.get("media_type") or ""),
-                            int(a.get("size") or 0), tags, accessories, refs, str(a.get("push_time") or ""),
-                            tuple(str(t.get("push_time") or "") for t in tag_rows)))
+        # a million artifacts repeat a few media types, and most tags were pushed with their artifact:
+        # interned and left empty, they cost nothing per tag
+        pushed = str(a.get("push_time") or "")
+        tag_times = tuple("" if t.get("push_time") in (None, pushed) else str(t["push_time"]) for t in tag_rows)
+        media_type = sys.intern(str(a.get("manifest_media_type") or a.get("media_type") or ""))
+        out.append(Artifact(repository, digest, media_type, int(a.get("size") or 0), tags, accessories, refs,
+                            pushed, tag_times if any(tag_times) else ()))
     return out

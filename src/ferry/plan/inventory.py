@@ -4,7 +4,7 @@ mapped to destination projects, and turned into Jobs — images first, accessori
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
@@ -68,6 +68,27 @@ class Expected:
     project: str
 
 
+class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
+    """``(repository, digest) → Artifact`` over a listing's lists, without a key tuple and a dict slot per
+    artifact (110 bytes a tag at a million tags): a lookup scans its repository's few artifacts."""
+
+    def __init__(self, listed: dict[str, list[Artifact]]) -> None:
+        self._listed = listed
+
+    def __getitem__(self, key: tuple[str, str]) -> Artifact:
+        repository, digest = key
+        for art in self._listed.get(repository, ()):
+            if art.digest == digest:
+                return art
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((repo, art.digest) for repo, arts in self._listed.items() for art in arts)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._listed.values()))
+
+
 @dataclass(slots=True)
 class MigrationPlan:
     projects: list[Project]  # source projects selected, in order
@@ -76,15 +97,21 @@ class MigrationPlan:
     expected: list[Expected] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # artifact digest → size (Harbor sources)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
-    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor sources
+    artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
-    pushed: dict[str, str] = field(default_factory=dict)  # job key → source push time (Harbor sources)
+    # source push time of each job, beside images and accessories (Harbor sources; emptied by in_push_order):
+    # a list, not a dict by job key, since a key string per tag weighs 150 bytes
+    image_times: list[str] = field(default_factory=list)
+    accessory_times: list[str] = field(default_factory=list)
 
     def in_push_order(self) -> None:
         """Jobs oldest push first (stable: equal times keep the listing's order), so that each
         repository's manifests reach the destination in the source's order."""
-        for jobs in (self.images, self.accessories):
-            jobs.sort(key=lambda j: self.pushed.get(j.key, ""))
+        for jobs, times in ((self.images, self.image_times), (self.accessories, self.accessory_times)):
+            if times:
+                order = sorted(range(len(jobs)), key=times.__getitem__)
+                jobs[:] = [jobs[i] for i in order]
+            times.clear()
 
     @property
     def jobs(self) -> list[Job]:
@@ -104,22 +131,19 @@ def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, 
          *, accessory: bool = False, pushed: str = "") -> None:
     job = Job(src, dst, origin=project)
     (plan.accessories if accessory else plan.images).append(job)
-    if pushed:
-        plan.pushed[job.key] = pushed
+    (plan.accessory_times if accessory else plan.image_times).append(pushed)
     plan.expected.append(Expected(src, dst, digest, project))
 
 
-def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_reg: str,
-                   dst_reg: str, accessory_tags: dict[str, list[str]]) -> None:
-    dst_repo = sel.dest_repository(art.repository)
-    src_base = RegistryRef(src_reg, art.repository)
-    dst_base = RegistryRef(dst_reg, dst_repo)
-    tags = [t for t in art.tags if sel.tag_selected(t)]
+def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_base: RegistryRef,
+                   dst_base: RegistryRef, accessory_tags: dict[str, list[str]]) -> None:
+    tags = [t for t in art.tags if sel.tag_selected(t)] if sel.tags or sel.exclude_tags else art.tags
     if not tags and not (sel.include_untagged and not art.tags):
         return
     plan.sizes[art.digest] = art.size
-    for tag in tags:
-        _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), art.digest, pushed=art.pushed(tag))
+    for tag in tags:  # the refs built directly: dataclasses.replace costs 9 µs a tag
+        _add(plan, project, RegistryRef(src_base.registry, src_base.repository, tag),
+             RegistryRef(dst_base.registry, dst_base.repository, tag), art.digest, pushed=art.pushed(tag))
     if not art.tags:
         _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest,
              pushed=art.push_time)
@@ -162,7 +186,8 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
                        accessories_known: Callable[[str, set[str]], bool] | None = None) -> MigrationPlan:
     """Jobs for a listing; ``client`` is the same Harbor's registry. ``accessories_known(repo, digests)``
     true: the accessory tags of ``repo`` need not be looked up (the destination holds them all)."""
-    plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories)
+    plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories,
+                         artifacts=ArtifactIndex(listing.artifacts))
     with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
                         for r, arts in listing.artifacts.items()]
     with_accessories = [(r, accs) for r, accs in with_accessories
@@ -171,9 +196,11 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
                         await bounded_map(lambda ra: _accessory_tags(client, *ra), with_accessories), strict=True))
     for project, repos in listing.repositories.items():
         for repo in repos:
+            # one base ref per repository: the refs of its tags share their registry and repository strings
+            src_base = RegistryRef(client.registry, repo)
+            dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
             for art in listing.artifacts[repo]:
-                plan.artifacts[(repo, art.digest)] = art
-                _plan_artifact(plan, sel, project, art, client.registry, dst_reg, tag_maps.get(repo, {}))
+                _plan_artifact(plan, sel, project, art, src_base, dst_base, tag_maps.get(repo, {}))
     plan.in_push_order()
     return plan
 
