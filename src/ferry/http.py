@@ -175,7 +175,10 @@ class RegistryHTTP:
 
     # -- auth -------------------------------------------------------------------------------
 
-    async def _authorization(self, scopes: frozenset[str], *, fresh: bool = False) -> str | None:
+    async def _authorization(self, scopes: frozenset[str], *, refused: str | None = None) -> str | None:
+        """The Authorization value for ``scopes``. ``refused``: the value a 401 just answered ("" when none
+        was sent); a cached token other than that one is newer and is used, so that many requests refused
+        at once share one fresh token request."""
         ch = self._challenge
         if ch is None:
             return None
@@ -183,12 +186,16 @@ class RegistryHTTP:
         if ch.scheme == "basic":
             return basic_authorization(cred) if cred else None
         key = (ch.realm, ch.service, scopes)
-        token = None if fresh else self._tokens.get(*key)
-        if token is None:
+
+        def usable(token: str | None) -> bool:
+            return token is not None and f"Bearer {token}" != refused
+
+        token = self._tokens.get(*key)
+        if not usable(token):
             # Many requests for one scope at once share a single token request.
             async with self._token_locks.setdefault(key, asyncio.Lock()):
-                token = None if fresh else self._tokens.get(*key)
-                if token is None:
+                token = self._tokens.get(*key)
+                if not usable(token):
                     token, expires_in = await fetch_token(self.session, self.registry, ch, scopes, cred,
                                                           self.attempts(), self._count_request)
                     self._tokens.put(*key, token, expires_in)
@@ -232,23 +239,22 @@ class RegistryHTTP:
         scopes = scopes or frozenset()
         what = what or path
         budget = (attempts or self.attempts()) if retries else Attempts(self.retry, limit=1)
-        refreshed_auth = False
+        refused: str | None = None  # the Authorization a 401 answered, once
 
         async def attempt() -> aiohttp.ClientResponse:
-            nonlocal refreshed_auth
+            nonlocal refused
             while True:
-                resp = await self._send(method, path, scopes, headers, params, body, fresh_token=refreshed_auth,
-                                        basic=basic)
+                resp = await self._send(method, path, scopes, headers, params, body, refused=refused, basic=basic)
                 if resp.status in ok or resp.status in allow:
                     return resp
                 if resp.status == 401:
                     ch = None if basic else parse_challenge(resp.headers.get("WWW-Authenticate"))
                     resp.release()
-                    if ch is not None and not refreshed_auth:
+                    if ch is not None and refused is None:
                         # First challenge, a scope not yet granted, or an expired token: one fresh try,
                         # not counted as an attempt.
                         self._challenge = ch
-                        refreshed_auth = True
+                        refused = resp.request_info.headers.get("Authorization", "")
                         continue
                     raise self._auth_error(what, ch)
                 budget.check_status(resp)
@@ -327,7 +333,7 @@ class RegistryHTTP:
         params: Mapping[str, str] | None,
         body: Body,
         *,
-        fresh_token: bool,
+        refused: str | None,
         basic: bool = False,
     ) -> aiohttp.ClientResponse:
         base = await self.base_url()
@@ -339,7 +345,7 @@ class RegistryHTTP:
         if basic:
             auth = basic_authorization(cred) if cred else None
         else:
-            auth = await self._authorization(scopes, fresh=fresh_token)
+            auth = await self._authorization(scopes, refused=refused)
         if auth:
             hdrs["Authorization"] = auth
         data: Any = body() if callable(body) else body
