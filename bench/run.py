@@ -36,6 +36,8 @@ from bench.export import case_export
 
 RESULTS = bench.ROOT / "bench" / "results"
 DOCS = bench.ROOT / "docs" / "benchmarks.md"
+#: Seeded sources kept between runs (skopeo seeding 1,000 tiny images takes minutes).
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ferry-bench"
 DOCS_BEGIN = "<!-- bench:table:begin -->"
 DOCS_END = "<!-- bench:table:end -->"
 CASES: dict[str, Callable[..., list[CaseResult]]] = {
@@ -232,7 +234,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--cache",
         type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ferry-bench",
+        default=CACHE,
         help="keep skopeo-seeded source storage here for later runs (default ~/.cache/ferry-bench)",
     )
     p.add_argument("--no-cache", action="store_true", help="seed every source with skopeo, cache nothing")

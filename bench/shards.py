@@ -9,6 +9,7 @@ registries' CPU seconds (from /proc) — the registries' share says when they, n
 
     python -m bench.shards                    # 1, 2, 4 shards, 3 runs each
     python -m bench.shards --reps 1 --bulk 3x4x4 --shards 1,2   # the quick form
+    python -m bench.shards --small 100x10     # the 1,000 small images of case 4 instead
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from typing import Any
 
 import bench
 from bench.cases import Bench, Meter, Sample, check_images
-
-RESULTS = bench.ROOT / "bench" / "results"
+from bench.run import CACHE, RESULTS
 
 
 def _children_cpu() -> float:
@@ -92,14 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.shards", description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--bulk", default="6x6x4", help="projects x repositories x tags (default 6x6x4 = 144 images)")
+    p.add_argument("--small", metavar="REPOSxTAGS", help="case 4's tiny images instead of the bulk workload")
     p.add_argument("--shards", default="1,2,4", help="shard counts to run (default 1,2,4)")
     args = p.parse_args(argv)
     projects, repos, tags = (int(x) for x in args.bulk.split("x"))
     counts = [int(x) for x in args.shards.split(",")]
     with tempfile.TemporaryDirectory(prefix="ferry-bench-shards-") as tmp:
-        b = Bench(Path(tmp), args.reps, cache=None)
+        b = Bench(Path(tmp), args.reps, cache=CACHE)
         try:
-            wl = b.workload("harbor", projects=projects, repos=repos, tags=tags)
+            if args.small:
+                s_repos, s_tags = (int(x) for x in args.small.split("x"))
+                wl = b.workload("small", repos=s_repos, tags=s_tags)
+            else:
+                wl = b.workload("harbor", projects=projects, repos=repos, tags=tags)
             src = b.source("shards-src", wl)
             runs = [run_shards(b, src, wl, n, rep) for rep in range(args.reps) for n in counts]
         finally:
