@@ -12,8 +12,9 @@ What works here (Debian's podman 4.3, root, in a container without systemd, jour
 :mod:`tests.support.podman` does it): storage and config private to the module's temp dir (the vfs driver,
 ``graphroot`` and ``runroot`` in a ``CONTAINERS_STORAGE_CONF``, as 4.3 takes no storage.conf without them;
 ``--tmpdir``, ``--network-config-dir``), ``--cgroup-manager=cgroupfs``, ``--events-backend=none``,
-``pull --tls-verify=false --signature-policy=FILE``, ``create --network=none``. ``podman run`` does not
-work here and is not needed: ``create`` + ``cp`` read the unpacked root filesystem.
+``pull --tls-verify=false --signature-policy=FILE``, ``create --network=none``. ``podman run`` is not tried
+(the charter says it fails here; the images hold no program) and is not needed: ``create`` + ``cp`` read
+the unpacked root filesystem.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ the environment (``CONTAINERS_CONF``, ``CONTAINERS_REGISTRIES_CONF``, ``REGISTRY
 blob downloads), so neither /etc/containers nor /var/lib/containers decides anything. Images are pulled with a
 permissive ``--signature-policy`` and ``--tls-verify=false`` (the test registries speak plain HTTP).
 
-As root in this container podman can pull, unpack, ``create`` and ``cp`` out of a container, not run one:
-``--cgroup-manager=cgroupfs`` (no systemd), ``--events-backend=none`` (no journald) and ``create
---network=none`` (no netavark set-up) keep ``create`` from touching what is not there.
+As root in this container podman pulls, unpacks, ``create``s and ``cp``s out of a container; ``run`` is not
+used (the test images hold no program, and the charter says it fails here). ``--cgroup-manager=cgroupfs``
+(no systemd), ``--events-backend=none`` (no journald) and ``create --network=none`` (no netavark set-up)
+keep ``create`` from touching what is not there.
 """
 
 from __future__ import annotations
