@@ -113,7 +113,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
     from ferry.report import print_failures, run_payload, summary_table, write_report
     from ferry.syncing import Sync
 
-    console = stderr_console()
+    console = None if quiet else stderr_console()
     sync = Sync(rules, amap, options)
     try:
         plan = select_sync_plan(await sync.plan(), shard)
@@ -141,7 +141,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
         await sync.close()
     if report:
         write_report(report, run_payload(result, **({"shard": shard.to_json()} if shard else {})))
-    if not quiet:
+    if console is not None:
         console.print(summary_table(result, title="ferry sync"))
         print_failures(console, result)
     if result.failed:
