@@ -87,7 +87,9 @@ def _exchange(registry: str, access: Access) -> Greeting | None:
 def _get_v2(scheme: str, registry: str, context: ssl.SSLContext | bool) -> Greeting:
     conn: http.client.HTTPConnection
     if scheme == "https":
-        if not isinstance(context, ssl.SSLContext):  # verification off
+        if context is True:  # the system's CAs
+            context = ssl.create_default_context()
+        elif context is False:  # verification off
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
