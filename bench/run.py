@@ -33,6 +33,7 @@ import bench
 from bench import cases
 from bench.cases import Bench, CaseResult
 from bench.export import case_export
+from bench.startup import case_startup
 
 RESULTS = bench.ROOT / "bench" / "results"
 DOCS = bench.ROOT / "docs" / "benchmarks.md"
@@ -41,6 +42,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ferr
 DOCS_BEGIN = "<!-- bench:table:begin -->"
 DOCS_END = "<!-- bench:table:end -->"
 CASES: dict[str, Callable[..., list[CaseResult]]] = {
+    "startup": case_startup,
     "big": cases.case_big,
     "bulk": cases.case_bulk,
     "small": cases.case_small,
@@ -275,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
+    bench.compile_ferry()
     for tool in ("skopeo", "docker-registry"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} not found (make setup installs it)", file=sys.stderr)
@@ -288,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s_repos, s_tags = (int(x) for x in args.small.lower().split("x"))
     w_projects, w_repos, w_tags = (int(x) for x in args.wan_bulk.lower().split("x"))
     kwargs: dict[str, dict[str, Any]] = {
+        "startup": {},
         "big": {"size": args.big_mb * 1_000_000},
         "bulk": {"projects": projects, "repos": repos, "tags": tags, "copy_loop_noop": args.noop_copy_loop},
         "small": {"repos": s_repos, "tags": s_tags, "with_skopeo": args.small_skopeo},

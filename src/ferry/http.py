@@ -16,7 +16,6 @@ import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -29,6 +28,8 @@ from ferry.bodies import read_limited
 from ferry.errors import AuthError, FerryError, NetworkError, NotFoundError, ProtocolError
 from ferry.ratelimit import Pacer, RateLimits, TokenBucket
 from ferry.retry import Attempts, Failure, RetryPolicy, causes, describe, retrying
+from ferry.tls import tls_context
+from ferry.warmup import USER_AGENT, Greeting, started
 
 log = logging.getLogger("ferry.http")
 
@@ -37,8 +38,6 @@ Body = bytes | Callable[[], AsyncIterator[bytes]] | None
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 MAX_REDIRECTS = 5
-#: Where containers and docker look for per-registry certificates (besides --cert-dir).
-SYSTEM_CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 #: Seconds without a byte from the server before a request counts as stalled (and is retried).
 #: ``FERRY_SOCK_READ_TIMEOUT`` overrides it (tests use a few seconds).
 SOCK_READ_TIMEOUT = 120.0
@@ -62,25 +61,6 @@ class Stats:
     bytes_received: int = 0
 
 
-def tls_context(registry: str, access: Access) -> ssl.SSLContext | bool:
-    """Verification on by default; CA and client certificates from --cert-dir or certs.d."""
-    if not access.tls_verify:
-        return False
-    ctx = ssl.create_default_context()
-    dirs = [Path(access.cert_dir)] if access.cert_dir else [Path(d) / registry for d in SYSTEM_CERT_DIRS]
-    for d in dirs:
-        if not d.is_dir():
-            continue
-        for ca in sorted(d.glob("*.crt")):
-            ctx.load_verify_locations(cafile=str(ca))
-        for cert in sorted(d.glob("*.cert")):
-            key = cert.with_suffix(".key")
-            if not key.exists():
-                raise FerryError(f"client certificate {cert} has no matching key {key.name}")
-            ctx.load_cert_chain(str(cert), str(key))
-    return ctx
-
-
 def _ssl_reason(exc: BaseException) -> str | None:
     """OpenSSL's reason code (``WRONG_VERSION_NUMBER`` …) of the TLS error behind ``exc``."""
     for cause in causes(exc):
@@ -100,7 +80,7 @@ class RegistryHTTP:
         *,
         connections: int = 16,
         retry: RetryPolicy | None = None,
-        user_agent: str = "ferry",
+        user_agent: str = USER_AGENT,
         stats: Stats | None = None,
         requests: TokenBucket | None = None,
         received: Pacer | None = None,
@@ -118,6 +98,7 @@ class RegistryHTTP:
         self._scheme: str | None = "http" if access.plain_http else None
         self._scheme_lock = asyncio.Lock()
         self._challenge: Challenge | None = None
+        self._greeting = started(registry, access)  # what start-up learnt of this registry (ferry.warmup)
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, str | None, frozenset[str]], asyncio.Lock] = {}
         self._user_agent = user_agent
@@ -153,11 +134,24 @@ class RegistryHTTP:
 
     async def base_url(self) -> str:
         """``scheme://host``; with TLS verification off, HTTPS is tried first, then plain HTTP (as skopeo)."""
+        if self._greeting is not None:
+            async with self._scheme_lock:
+                if self._greeting is not None:
+                    self._greeted(await asyncio.wrap_future(self._greeting))
+                    self._greeting = None
         if self._scheme is None:
             async with self._scheme_lock:
                 if self._scheme is None:
                     self._scheme = await self._probe_scheme()
         return f"{self._scheme}://{self.registry}"
+
+    def _greeted(self, greeting: Greeting | None) -> None:
+        """Take the scheme and challenge a start-up greeting found (none: the client probes as usual)."""
+        if greeting is None:
+            return
+        self.stats.requests += 1
+        self._scheme = self._scheme or greeting.scheme
+        self._challenge = self._challenge or parse_challenge(greeting.challenge)
 
     async def _probe_scheme(self) -> str:
         if self.access.tls_verify:

@@ -6,61 +6,20 @@ A repository whose tags cannot be listed fails its own rules only; the rest of t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ferry.access import AccessMap
-from ferry.auth.side import Side
 from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.engine import Engine, EngineOptions, RunEvents, RunResult
-from ferry.errors import FerryError, UsageError
+from ferry.errors import FerryError
 from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.media import filter_platforms
-from ferry.plan import imagesyncer, skopeo_sync
 from ferry.plan.expand import check_plan, expand
 from ferry.plan.inventory import Expected
 from ferry.plan.model import Job, PlatformFilter, Rule
-from ferry.refs import RegistryRef, parse_repository
+from ferry.refs import RegistryRef
 from ferry.verify import verify
-
-
-def image_syncer_rules(config: str | None, auth: str | None, images: str | None, registry: str | None,
-                       namespace: str | None) -> tuple[list[Rule], AccessMap]:
-    """image-syncer's ``--config``, or ``--images`` and ``--auth`` (default ``images.json``/``auth.json``)."""
-    registry = registry or os.environ.get("DEFAULT_REGISTRY") or None
-    namespace = namespace or os.environ.get("DEFAULT_NAMESPACE") or None
-    if config:
-        return imagesyncer.load_config(config, default_registry=registry, default_namespace=namespace)
-    images = images or "images.json"
-    if not Path(images).exists():
-        raise UsageError(f"{images}: no such file", hint="give --images FILE (and --auth FILE), or --config FILE")
-    rules = imagesyncer.load_images(images, default_registry=registry, default_namespace=namespace)
-    auth = auth or ("auth.json" if Path("auth.json").exists() else None)
-    return rules, (imagesyncer.load_auth(auth) if auth else AccessMap())
-
-
-def skopeo_rules(src: str, dest: str, source: str, destination: str, naming: skopeo_sync.DestNaming,
-                 src_side: Side, dst_side: Side, append_suffix: str) -> tuple[list[Rule], AccessMap]:
-    """skopeo sync's ``--src docker|yaml --dest docker SOURCE DESTINATION``."""
-    if dest != "docker":
-        raise UsageError(f"--dest {dest!r} is not supported", hint="ferry sync writes to registries: --dest docker")
-    dest_ref = parse_repository(destination) if "/" in destination else RegistryRef(destination, "")
-    if src == "yaml":
-        base_access = src_side.access("") if src_side.creds is None else None
-        rules, amap = skopeo_sync.rules_from_skopeo_yaml(source, destination, naming=naming,
-                                                        append_suffix=append_suffix, base=base_access)
-    elif src == "docker":
-        rules = skopeo_sync.rules_from_docker_source(source, destination, naming=naming,
-                                                     append_suffix=append_suffix)
-        amap = AccessMap()
-        if rules:
-            amap.add(rules[0].source, src_side.access(rules[0].source.registry, rules[0].source.repository))
-    else:
-        raise UsageError(f"--src {src!r} is not supported", hint="use --src docker or --src yaml")
-    amap.add(dest_ref, dst_side.access(dest_ref.registry, dest_ref.repository))
-    return rules, amap
 
 
 @dataclass(slots=True)

@@ -43,3 +43,28 @@ def test_copy_help_still_works() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Usage: ferry copy" in done.stdout
+
+
+def test_each_bulk_command_is_found_in_the_module_main_imports_for_it() -> None:
+    """A run imports the module of its own command only (``COMMAND_MODULES``): a command missing from
+    that map, or mapped to the wrong module, would be 'No such command' for its users."""
+    from ferry.cli import images  # noqa: F401  (the everyday commands, always registered)
+    from ferry.cli.app import app
+    from ferry.cli.main import COMMAND_MODULES, _register
+
+    everyday = {c.callback.__module__ for c in app.registered_commands if c.callback}
+    _register(None)  # help: every module
+    found = {c.name or c.callback.__name__.lower().replace("_", "-"): c.callback.__module__
+             for c in app.registered_commands if c.callback and c.callback.__module__ not in everyday}
+    found.update({g.name: g.typer_instance.registered_commands[0].callback.__module__
+                  for g in app.registered_groups if g.name and g.typer_instance})
+    assert {k: v for k, v in found.items() if k != "k8s-job"} == COMMAND_MODULES
+    assert found["k8s-job"] == "ferry.cli.k8s"
+
+
+def test_sync_help_imports_its_own_module_and_not_migrate() -> None:
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['ferry', 'sync', '--help']\n"
+                           "from ferry.cli.main import run\ntry:\n    run()\nfinally:\n"
+                           "    print('migrate' if 'ferry.cli.migrate' in sys.modules else 'alone')"],
+                          capture_output=True, text=True, timeout=60)
+    assert "Usage: ferry sync" in done.stdout and done.stdout.splitlines()[-1] == "alone", done

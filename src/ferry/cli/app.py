@@ -3,7 +3,6 @@ command). Command modules register themselves on :data:`app`; :mod:`ferry.cli.ma
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import platform as host
@@ -128,6 +127,8 @@ def main(
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine within what is left of ``--command-timeout``; errors are turned into
     the ``ferry:`` line by :func:`ferry.cli.main.run`."""
+    import asyncio  # not at the top: a command greets its registries first (ferry.warmup)
+
     result: list[T] = []
 
     async def main() -> None:
@@ -140,6 +141,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _bounded(coro: Coroutine[Any, Any, T], seconds: float) -> T:
+    import asyncio
+
     try:
         async with asyncio.timeout(max(seconds, 0)) as limit:
             return await coro

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -14,12 +14,13 @@ from ferry.auth import credentials
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.lookaside import warn_uncopied_signatures
-from ferry.cli.options import access_map, parse_bool, rate_limits, side, warn_argv_password
-from ferry.connect import Connections
-from ferry.copy import ImageCopier
+from ferry.cli.options import access_map, greet, parse_bool, rate_limits, side, warn_argv_password
 from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest, parse_platform, schema1_config, select_platform
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref
+
+if TYPE_CHECKING:
+    from ferry.connect import Connections
 
 
 @app.command()
@@ -53,8 +54,11 @@ def copy(
     src_side = side(src_creds, src_tls_verify, src_cert_dir, src_authfile or authfile, "src-")
     dst_side = side(dest_creds, dest_tls_verify, dest_cert_dir, dest_authfile or authfile, "dest-")
     amap = access_map((src_ref, src_side), (dst_ref, dst_side))
+    greet(amap, max_requests, (src_ref, dst_ref))
     limits = rate_limits(max_bandwidth, max_requests, pace_uploads=not isinstance(src_ref, RegistryRef))
     state.policy.check(src_ref)
+    from ferry.connect import Connections  # aiohttp, while the registries are greeted
+    from ferry.copy import ImageCopier
 
     async def go() -> None:
         conns = Connections(amap, limits=limits)
@@ -95,6 +99,8 @@ def copy(
 
 def _registry_side(ref: RegistryRef, creds: str | None, tls_verify: str, cert_dir: str | None,
                    authfile: str | None) -> Connections:
+    from ferry.connect import Connections
+
     return Connections(access_map((ref, side(creds, tls_verify, cert_dir, authfile))))
 
 
@@ -145,6 +151,7 @@ def inspect(
     ref = parse_image_ref(image)
     platform = platform or state.override_platform() or "linux/amd64"
     parse_platform(platform)
+    from ferry.connect import Connections
 
     async def go() -> None:
         if isinstance(ref, RegistryRef):
@@ -297,6 +304,8 @@ def login(
     cred = Credential(username, password)
 
     async def check() -> None:
+        from ferry.connect import Connections
+
         conns = Connections()
         access = Access(credential=cred, tls_verify=parse_bool(tls_verify, "--tls-verify"), cert_dir=cert_dir)
         try:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ferry.access import AccessMap
 from ferry.auth.side import Side
 from ferry.errors import UsageError
-from ferry.ratelimit import RateLimits
 from ferry.refs import ImageRef, RegistryRef
+
+if TYPE_CHECKING:
+    from ferry.ratelimit import RateLimits
 
 #: skopeo accepts ``--tls-verify`` alone and ``--tls-verify=false``; click flags take no value,
 #: so these are string options and a bare flag is rewritten to ``=true`` before parsing.
@@ -130,6 +132,8 @@ def parse_rate(text: str, flag: str, *, unit: str = "B") -> float:
 
 def rate_limits(max_bandwidth: str | None, max_requests: str | None, *, pace_uploads: bool = False) -> RateLimits:
     """The run's limits from ``--max-bandwidth`` and ``--max-requests``."""
+    from ferry.ratelimit import RateLimits  # asyncio: after the registries are greeted (see greet)
+
     return RateLimits(
         bandwidth=parse_rate(max_bandwidth, "--max-bandwidth") if max_bandwidth is not None else None,
         requests=parse_rate(max_requests, "--max-requests", unit="") if max_requests is not None else None,
@@ -158,6 +162,21 @@ def side(creds: str | None, tls_verify: str, cert_dir: str | None, authfile: str
         warn_argv_password(f"--{prefix}creds")
     password_env = {"src-": "FERRY_SRC_PASSWORD", "dest-": "FERRY_DEST_PASSWORD"}.get(prefix)
     return Side(creds, parse_bool(tls_verify, f"--{prefix}tls-verify"), cert_dir, authfile, prefix, password_env)
+
+
+def greet(amap: AccessMap, max_requests: str | None, refs: Iterable[ImageRef]) -> None:
+    """Start each registry's first exchange now, while the rest of the command is imported
+    (:mod:`ferry.warmup`; once per registry, with the TLS settings of its first reference); not under
+    ``--max-requests``, whose budget every request must draw on."""
+    if max_requests is not None:
+        return
+    from ferry import warmup
+
+    seen: set[str] = set()
+    for ref in refs:
+        if isinstance(ref, RegistryRef) and ref.registry not in seen:
+            seen.add(ref.registry)
+            warmup.greet(ref.registry, amap.for_ref(ref))
 
 
 def access_map(*pairs: tuple[ImageRef, Side]) -> AccessMap:

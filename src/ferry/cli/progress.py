@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
 from rich.filesize import decimal
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Column
 
 from ferry.engine import NoRunEvents
 from ferry.journal import JobRecord, JobStatus
 from ferry.media import Descriptor
 from ferry.plan.model import Job
+
+if TYPE_CHECKING:  # rich's console and progress are imported by the runs that draw (about 40 ms)
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class QuietEvents(NoRunEvents):
@@ -63,6 +54,20 @@ class RichEvents(QuietEvents):
     """Overall bytes with rate and ETA, images done of total, failures so far, transfers in flight."""
 
     def __init__(self, total: int, console: Console) -> None:
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.table import Column
+
         label = TextColumn("{task.description}", table_column=Column(width=28))
         self.progress = Progress(label, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
                                  console=console)
@@ -120,12 +125,15 @@ class RichEvents(QuietEvents):
 
 def stderr_console() -> Console:
     """Rich output on stderr; tables keep a readable width when written to a pipe or a log."""
+    from rich.console import Console
+
     console = Console(stderr=True)
     return console if console.is_terminal else Console(stderr=True, width=160)
 
 
-def make_events(total: int, *, quiet: bool, console: Console) -> QuietEvents:
-    if quiet:
+def make_events(total: int, *, quiet: bool, console: Console | None) -> QuietEvents:
+    """Nothing with ``quiet`` (no console needed), rich progress on a terminal, else log lines."""
+    if quiet or console is None:
         return QuietEvents()
     if console.is_terminal:
         return RichEvents(total, console)

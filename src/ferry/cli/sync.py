@@ -4,23 +4,24 @@ arguments (``--src docker|yaml --dest docker SOURCE DESTINATION``), run on the b
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
-from ferry.access import AccessMap
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
 from ferry.cli.lookaside import warn_uncopied_signatures
-from ferry.cli.options import parse_bool, rate_limits, side
-from ferry.cli.progress import LogEvents, make_events, stderr_console
-from ferry.engine import EngineOptions
+from ferry.cli.options import greet, parse_bool, rate_limits, side
 from ferry.errors import RunFailedError, UsageError
-from ferry.journal import Journal, default_path
 from ferry.plan import skopeo_sync
 from ferry.plan.model import PlatformFilter, Rule
-from ferry.plan.shard import Shard, journal_name, parse_shard, select_sync_plan
-from ferry.report import print_failures, run_payload, summary_table, write_report
-from ferry.syncing import Sync, SyncPlan, image_syncer_rules, skopeo_rules
+from ferry.sync_rules import image_syncer_rules, skopeo_rules
+
+if TYPE_CHECKING:
+    from ferry.access import AccessMap
+    from ferry.engine import EngineOptions
+    from ferry.plan.shard import Shard
+    from ferry.syncing import SyncPlan
 
 
 def _split(values: list[str]) -> tuple[str, ...]:
@@ -75,8 +76,6 @@ def sync(
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
     state.refuse_override("sync", "use --os/--arch to keep some platforms of each index")
-    share = parse_shard(shard)
-    limits = rate_limits(max_bandwidth, max_requests)
     skopeo_mode = src is not None or dest is not None or source is not None
     if skopeo_mode:
         if not (src and dest and source and destination):
@@ -90,6 +89,12 @@ def sync(
     else:
         parse_bool(src_tls_verify, "--src-tls-verify")
         rules, amap = image_syncer_rules(config, auth, images, registry, namespace)
+    greet(amap, max_requests, (ref for rule in rules for ref in (rule.source, rule.destination)))
+    from ferry.engine import EngineOptions  # aiohttp, while the registries are greeted
+    from ferry.plan.shard import parse_shard
+
+    share = parse_shard(shard)
+    limits = rate_limits(max_bandwidth, max_requests)
     if records is not None and not quiet:
         print("ferry: note: --records is no longer needed (image-syncer dropped it in 1.1.0): ferry's journal "
               "remembers what each destination holds", file=sys.stderr)
@@ -102,7 +107,13 @@ def sync(
 
 async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,
                report: str | None, dry_run: bool, quiet: bool, log: str | None, shard: Shard | None = None) -> None:
-    console = stderr_console()
+    from ferry.cli.progress import LogEvents, make_events, stderr_console
+    from ferry.journal import Journal, default_path
+    from ferry.plan.shard import journal_name, select_sync_plan
+    from ferry.report import print_failures, run_payload, summary_table, write_report
+    from ferry.syncing import Sync
+
+    console = None if quiet else stderr_console()
     sync = Sync(rules, amap, options)
     try:
         plan = select_sync_plan(await sync.plan(), shard)
@@ -130,7 +141,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
         await sync.close()
     if report:
         write_report(report, run_payload(result, **({"shard": shard.to_json()} if shard else {})))
-    if not quiet:
+    if console is not None:
         console.print(summary_table(result, title="ferry sync"))
         print_failures(console, result)
     if result.failed:
