@@ -42,7 +42,7 @@ from tests.support import registry as registry_support
 from tests.support.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from tests.support.registry import Registry
 
-__all__ = ["Bench", "CaseResult", "Sample", "Target", "case_big", "case_bulk", "case_scale", "case_small"]
+__all__ = ["Bench", "CaseResult", "Sample", "Target", "case_big", "case_big5", "case_bulk", "case_scale", "case_small"]
 
 MiB = 1 << 20
 ACCEPT = ", ".join(
@@ -84,26 +84,33 @@ with open(sys.argv[2], "w") as f:
     json.dump({"wall": wall, "peak_kib": peak, "cpu": cpu, "codes": codes}, f)
 """
 
-# The limit for case 1, run as its own process: the destination ingests the layer from a local
-# file, POST then one PUT ?digest= whose body is sent with sendfile(2) (what `curl -T` does).
+# The limit for case 1, run as its own process: the destination ingests each layer from a local
+# file, POST then one PUT ?digest= whose body is sent with sendfile(2) (what `curl -T` does); several
+# layers (case 1b) go side by side, one thread and connection each (sendfile releases the GIL).
 _UPLOAD = r"""
-import http.client, os, sys, urllib.parse
-host, repo, digest, path = sys.argv[1:5]
-conn = http.client.HTTPConnection(host)
-conn.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
-r = conn.getresponse(); r.read()
-if r.status != 202: sys.exit(f"POST {r.status}")
-loc = urllib.parse.urlsplit(r.getheader("Location"))
-url = f"{loc.path}?{loc.query}&digest={urllib.parse.quote(digest)}"
-size = os.path.getsize(path)
-conn.putrequest("PUT", url, skip_accept_encoding=True)
-conn.putheader("Content-Type", "application/octet-stream")
-conn.putheader("Content-Length", str(size))
-conn.endheaders()
-with open(path, "rb") as f:
-    conn.sock.sendfile(f)
-r = conn.getresponse(); r.read()
-if r.status != 201: sys.exit(f"PUT {r.status}")
+import http.client, os, sys, threading, urllib.parse
+host, repo, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
+failures = []
+def upload(digest, path):
+    conn = http.client.HTTPConnection(host)
+    conn.request("POST", f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+    r = conn.getresponse(); r.read()
+    if r.status != 202: return failures.append(f"POST {r.status}")
+    loc = urllib.parse.urlsplit(r.getheader("Location"))
+    url = f"{loc.path}?{loc.query}&digest={urllib.parse.quote(digest)}"
+    size = os.path.getsize(path)
+    conn.putrequest("PUT", url, skip_accept_encoding=True)
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    with open(path, "rb") as f:
+        conn.sock.sendfile(f)
+    r = conn.getresponse(); r.read()
+    if r.status != 201: failures.append(f"PUT {r.status}")
+threads = [threading.Thread(target=upload, args=(pairs[i], pairs[i + 1])) for i in range(0, len(pairs), 2)]
+for t in threads: t.start()
+for t in threads: t.join()
+if failures: sys.exit(", ".join(failures))
 """
 
 
@@ -645,20 +652,29 @@ def _at(key: str, title: str, rtt_ms: int) -> tuple[str, str]:
     return (f"wan{rtt_ms}-{key}", f"{title}, {rtt_ms} ms round trip") if rtt_ms else (key, title)
 
 
-def case_big(b: Bench, *, size: int = 400 * workloads.MB, rtt_ms: int = 0) -> list[CaseResult]:
-    """One image with a single ``size``-byte layer, registry to registry; the limit is the destination
-    ingesting the layer from a local file. ``rtt_ms``: both registries behind a latency proxy."""
-    wl = b.workload("big", size=size)
+def case_big(
+    b: Bench, *, size: int = 400 * workloads.MB, layers: int = 1, rtt_ms: int = 0, key: str = "big"
+) -> list[CaseResult]:
+    """One image of ``layers`` layers of ``size`` bytes each, registry to registry; the limit is the
+    destination ingesting the layers from local files (side by side when there are several).
+    ``rtt_ms``: both registries behind a latency proxy."""
+    wl = b.workload("big", size=size, **({"layers": layers} if layers > 1 else {}))
     img = wl.images[0]
-    layer = json.loads(wl.layout.read_blob(img.digest))["layers"][0]
-    src = b.source("big-src", wl)
+    digests = [d["digest"] for d in json.loads(wl.layout.read_blob(img.digest))["layers"]]
+    src = b.source(f"{key}-src", wl)
     far_src = b.delayed(src, rtt_ms)
-    key, title = _at("big", f"1. big layer ({size / 1e6:.0f} MB), cold", rtt_ms)
-    comps = ["ferry copy", "skopeo copy", "limit: upload from file"]
+    what = (f"1. big layer ({size / 1e6:.0f} MB)" if layers == 1
+            else f"1b. big image ({layers} × {size / 1e6:.0f} MB layers)")
+    key, title = _at(key, f"{what}, cold", rtt_ms)
+    comps = ["ferry copy", "skopeo copy", "limit: upload from file" + (f"s, {layers} at once" if layers > 1 else "")]
     samples: list[Sample] = []
+
+    def blobs_in(d: Registry) -> str:
+        return next((p for p in (check_blob(d, img.repo, x) for x in digests) if p), "")
+
     for rep in range(b.reps):
         for comp in comps:
-            dst = b.registry(f"big-dst-{rep}")
+            dst = b.registry(f"{key}-dst-{rep}")
             far_dst = b.delayed(dst, rtt_ms)
             if comp == "ferry copy":
                 cmd = [
@@ -674,13 +690,9 @@ def case_big(b: Bench, *, size: int = 400 * workloads.MB, rtt_ms: int = 0) -> li
                 cmd = b.skopeo_copy(far_src, far_dst, img)
                 samples.append(b.run(key, comp, rep, [cmd], src, dst, check=lambda d=dst: check_images(d, [img])))
             else:
-                path = str(wl.layout.blob_path(layer["digest"]))
-                cmd = [sys.executable, "-I", "-c", _UPLOAD, far_dst.host, img.repo, layer["digest"], path]
-                samples.append(
-                    b.run(
-                        key, comp, rep, [cmd], src, dst, check=lambda d=dst: check_blob(d, img.repo, layer["digest"])
-                    )
-                )
+                pairs = [x for dg in digests for x in (dg, str(wl.layout.blob_path(dg)))]
+                cmd = [sys.executable, "-I", "-c", _UPLOAD, far_dst.host, img.repo, *pairs]
+                samples.append(b.run(key, comp, rep, [cmd], src, dst, check=lambda d=dst: blobs_in(d)))
             b.drop(dst)
     b.drop(src)
     res = CaseResult(key, title, 1, wl.blob_bytes, samples, comps, "ferry copy", wl.params)
@@ -693,6 +705,11 @@ def case_big(b: Bench, *, size: int = 400 * workloads.MB, rtt_ms: int = 0) -> li
     ]
     _wan_notes(res)
     return [res]
+
+
+def case_big5(b: Bench, *, size: int = 200 * workloads.MB, layers: int = 5) -> list[CaseResult]:
+    """Case 1b: one image of ``layers`` big layers (issue 14: 5 × 200 MB); the limit uploads them side by side."""
+    return case_big(b, size=size, layers=layers, key="big5")
 
 
 def _target(text: str, value: float | None, limit: float) -> Target:

@@ -5,6 +5,7 @@ alternately, prints one table and writes the same as JSON under ``bench/results/
 
     python -m bench.run                        # everything, 3 runs per competitor
     python -m bench.run --case big --reps 1    # one case, quickly
+    python -m bench.run --case big,big5        # both big images: 400 MB layer, 5 × 200 MB layers (--big5)
     python -m bench.run --case wan --reps 1 --rtts 80 --wan-big-mb 50 --wan-bulk 2x3x2  # make bench-quick
     python -m bench.run --update-docs          # also put the table into docs/benchmarks.md
     python -m bench.run --case inventory       # bench/inventory.py's Harbor inventory bench (opt-in)
@@ -44,6 +45,7 @@ DOCS_END = "<!-- bench:table:end -->"
 CASES: dict[str, Callable[..., list[CaseResult]]] = {
     "startup": case_startup,
     "big": cases.case_big,
+    "big5": cases.case_big5,
     "bulk": cases.case_bulk,
     "small": cases.case_small,
     "scale": cases.case_scale,
@@ -241,6 +243,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-cache", action="store_true", help="seed every source with skopeo, cache nothing")
     p.add_argument("--big-mb", type=int, default=400, help="size of the big layer in MB (default 400)")
+    p.add_argument("--big5", default="5x200",
+                   help="layers x MB per layer of case 1b's big image (default %(default)s)")
     p.add_argument("--bulk", default="6x6x4", help="projects x repositories x tags for bulk and scale (default 6x6x4)")
     p.add_argument("--rtts", default=",".join(map(str, cases.WAN_RTTS_MS)),
                    help="round trips in ms for the wan case (default %(default)s)")
@@ -288,11 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     b = Bench(workdir, args.reps, cache=None if args.no_cache else args.cache, log=log)
     projects, repos, tags = (int(x) for x in args.bulk.lower().split("x"))
+    b5_layers, b5_mb = (int(x) for x in args.big5.lower().split("x"))
     s_repos, s_tags = (int(x) for x in args.small.lower().split("x"))
     w_projects, w_repos, w_tags = (int(x) for x in args.wan_bulk.lower().split("x"))
     kwargs: dict[str, dict[str, Any]] = {
         "startup": {},
         "big": {"size": args.big_mb * 1_000_000},
+        "big5": {"layers": b5_layers, "size": b5_mb * 1_000_000},
         "bulk": {"projects": projects, "repos": repos, "tags": tags, "copy_loop_noop": args.noop_copy_loop},
         "small": {"repos": s_repos, "tags": s_tags, "with_skopeo": args.small_skopeo},
         "scale": {"projects": projects, "repos": repos, "tags": tags, "reuse_bulk": args.scale_reuse_1x},

@@ -120,13 +120,24 @@ def _image(lay: Layout, layers: list[tuple[dict[str, Any], str]], seed: int, lab
     return lay.add_manifest(manifest, OCI_MANIFEST)["digest"]
 
 
-def big_layer(path: Path, size: int = 400 * MB, *, repo: str = "big", tag: str = "1") -> Workload:
-    """One image whose single layer carries ``size`` random bytes (incompressible), in a layout at ``path``."""
+def big_layer(path: Path, size: int = 400 * MB, *, layers: int = 1, repo: str = "big", tag: str = "1") -> Workload:
+    """One image of ``layers`` layers, each carrying ``size`` random bytes (incompressible), in a layout
+    at ``path``. One layer is the image case 1 always measured (same bytes, so cached sources stay valid);
+    several (case 1b, ``big5``) are distinct layers of one image, for a copier to move side by side."""
     lay = Layout(path)
-    digest = images.oci_image(lay, None, seed=4242, layers=1, layer_size=size)  # type: ignore[arg-type]
+    if layers == 1:
+        digest = images.oci_image(lay, None, seed=4242, layers=1, layer_size=size)  # type: ignore[arg-type]
+    else:
+        descs = [
+            lay.add_layer({f"ferry/big/layer-{i}.txt": f"layer {i}\n".encode()}, OCI_LAYER,
+                          big_file=(f"ferry/big/random-{i}.bin", size, 4242 * 7919 + i))
+            for i in range(layers)
+        ]
+        digest = _image(lay, descs, 4242, {"org.ferry.bench.image": f"big {layers} x {size}"})
     imgs = [Image(repo, tag, digest)]
     blobs, manifests = _sizes(lay, imgs)
-    return Workload("big", lay, imgs, blobs, manifests, {"layer_bytes": size})
+    name = "big" if layers == 1 else f"big{layers}"
+    return Workload(name, lay, imgs, blobs, manifests, {"layer_bytes": size, "layers": layers})
 
 
 def harbor_like(

@@ -94,7 +94,7 @@ class BlobTransfers:
     size, at most ``TRANSFER_BUFFER``), so many small blobs go side by side and few big ones."""
 
     #: What one streaming transfer may hold in memory: the chunk being read, the one held back until
-    #: the digest checks, the one being hashed, and the HTTP layer's buffers.
+    #: the digest checks, and the HTTP layer's buffers.
     TRANSFER_BUFFER = 4 * 1024 * 1024
 
     def __init__(self, *, concurrency: int = 32, buffer_bytes: int = 32 * 1024 * 1024,
@@ -204,7 +204,6 @@ class BlobOpener:
     """
 
     CHECKPOINT = 8 * 1024 * 1024
-    THREAD_HASH_MIN = 256 * 1024  # hashlib releases the GIL: big chunks hash beside the event loop
 
     def __init__(self, src: Source, desc: Descriptor, events: Events, *, verify: bool = True) -> None:
         self.src, self.desc, self.events, self.verify = src, desc, events, verify
@@ -237,34 +236,21 @@ class BlobOpener:
                 self._checkpoints[position] = h.copy()
 
     async def _verify(self, chunks: AsyncIterator[bytes], position: int, h: Any) -> AsyncIterator[bytes]:
-        # Chunk k is hashed (in a thread for big chunks: hashlib releases the GIL) while chunk k-1 is sent.
+        # Hashed on the event loop's thread: handing each ~1 MiB chunk to a worker thread cost more CPU
+        # than it saved (docs/decisions.md, "Big images"), and CPU is what a big copy runs short of.
         desc = self.desc
         pending: bytes | None = None
-        hashing: asyncio.Future[None] | None = None
-        try:
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                if desc.size >= 0 and position + len(chunk) > desc.size:
-                    raise ProtocolError(f"blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
-                if hashing is not None:
-                    await hashing
-                if len(chunk) >= self.THREAD_HASH_MIN:
-                    hashing = asyncio.ensure_future(asyncio.to_thread(self._hash, h, chunk, position))
-                else:
-                    hashing = None
-                    self._hash(h, chunk, position)
-                position += len(chunk)
-                if pending is not None:
-                    self.events.bytes_moved(len(pending))
-                    yield pending
-                pending = chunk
-            if hashing is not None:
-                await hashing
-                hashing = None
-        finally:
-            if hashing is not None:  # abandoned midway: let the thread finish before the state is dropped
-                await asyncio.wait((hashing,))
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            if desc.size >= 0 and position + len(chunk) > desc.size:
+                raise ProtocolError(f"blob {desc.digest} is larger than its descriptor's {desc.size} bytes")
+            self._hash(h, chunk, position)
+            position += len(chunk)
+            if pending is not None:
+                self.events.bytes_moved(len(pending))
+                yield pending
+            pending = chunk
         if desc.size >= 0 and position != desc.size:
             raise ProtocolError(f"blob {desc.digest} ended at {position} of {desc.size} bytes")
         if h.hexdigest() != desc.digest.partition(":")[2]:
