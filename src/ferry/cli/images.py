@@ -99,9 +99,12 @@ def copy(
 
 def _registry_side(ref: RegistryRef, creds: str | None, tls_verify: str, cert_dir: str | None,
                    authfile: str | None) -> Connections:
+    """Connections to ``ref``'s registry, greeted first (aiohttp is imported meanwhile)."""
+    amap = access_map((ref, side(creds, tls_verify, cert_dir, authfile)))
+    greet(amap, None, (ref,))
     from ferry.connect import Connections
 
-    return Connections(access_map((ref, side(creds, tls_verify, cert_dir, authfile))))
+    return Connections(amap)
 
 
 def _docker_ref(text: str) -> RegistryRef:
@@ -151,13 +154,14 @@ def inspect(
     ref = parse_image_ref(image)
     platform = platform or state.override_platform() or "linux/amd64"
     parse_platform(platform)
-    from ferry.connect import Connections
+    if isinstance(ref, RegistryRef):
+        conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
+    else:
+        from ferry.connect import Connections
+
+        conns = Connections()
 
     async def go() -> None:
-        if isinstance(ref, RegistryRef):
-            conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
-        else:
-            conns = Connections()
         src = conns.source(ref)
         try:
             reference = ref.reference if isinstance(ref, RegistryRef) else (ref.name or "")
@@ -216,8 +220,9 @@ def list_tags(
     if ref.tag or ref.digest:
         raise UsageError(f"{repository!r} names a tag or digest; list-tags takes a repository")
 
+    conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
+
     async def go() -> None:
-        conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
         try:
             tags = await conns.client(ref.registry, conns.access.for_ref(ref)).list_tags(ref.repository)
         finally:
@@ -238,8 +243,9 @@ def delete(
     """Delete an image: a tag is resolved to its digest, which is deleted (with every tag on it)."""
     ref = _docker_ref(image)
 
+    conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
+
     async def go() -> None:
-        conns = _registry_side(ref, creds, tls_verify, cert_dir, authfile)
         client = conns.client(ref.registry, conns.access.for_ref(ref))
         try:
             digest = ref.digest or await client.head_manifest(ref.repository, ref.reference)
