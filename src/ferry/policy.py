@@ -24,10 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ferry.errors import AuthError, UsageError
 from ferry.plan.files import Format, read_document
+from ferry.policy_source import policy_path
 from ferry.refs import DEFAULT_TAG, ImageRef, RegistryRef, parse_docker_ref
-
-SYSTEM_POLICY = Path("/etc/containers/policy.json")
-USER_POLICY = Path(".config/containers/policy.json")  # under $HOME
 
 
 class _Strict(BaseModel):
@@ -211,10 +209,9 @@ def load(path: Path | None, insecure: bool = False) -> Policy:
     Without any of them skopeo refuses to run; ferry accepts anything, as it always has."""
     if insecure:
         return Policy(ACCEPT_ANYTHING, "--insecure-policy")
+    path = policy_path(path)
     if path is None:
-        path = next((p for p in (Path.home() / USER_POLICY, SYSTEM_POLICY) if p.exists()), None)
-        if path is None:
-            return Policy(ACCEPT_ANYTHING, "no policy.json")
+        return Policy(ACCEPT_ANYTHING, "no policy.json")
     return Policy(parse(path), str(path))
 
 

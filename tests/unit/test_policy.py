@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ferry import policy
+from ferry import policy, policy_source
+from ferry.cli.trust import TrustPolicy
 from ferry.errors import AuthError, ConfigError
 from ferry.refs import parse_image_ref
 
@@ -131,7 +132,7 @@ def test_default_lookup_user_file_then_system_file_then_accept_anything(tmp_path
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     system = tmp_path / "etc-policy.json"
-    monkeypatch.setattr(policy, "SYSTEM_POLICY", system)
+    monkeypatch.setattr(policy_source, "SYSTEM_POLICY", system)
     assert policy.load(None).origin == "no policy.json"  # skopeo would refuse to run; ferry never had a policy
     assert _allowed(policy.load(None), "docker://h:1/a:v1")
     system.write_text(json.dumps({"default": REJECT}))
@@ -144,3 +145,35 @@ def test_default_lookup_user_file_then_system_file_then_accept_anything(tmp_path
     assert _allowed(policy.load(system, insecure=True), "docker://h:1/a:v1")  # --insecure-policy wins
     with pytest.raises(ConfigError, match=r"missing\.json: no such file"):
         policy.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(("doc", "open_"), [
+    ({"default": ACCEPT}, True),
+    ({"default": ACCEPT, "transports": {"docker-daemon": {"": ACCEPT}}}, True),  # Debian's own file
+    ({"default": ACCEPT, "transports": {"docker": {"h:1/a": ACCEPT}}}, True),
+    ({"default": REJECT}, False),
+    ({"default": ACCEPT, "transports": {"docker": {"h:1/a": REJECT}}}, False),
+    ({"default": ACCEPT, "transports": {"oci": {"relative/dir": ACCEPT}}}, False),  # for the models to refuse
+    ({"default": [{"type": "insecureAcceptAnything", "extra": 1}]}, False),
+    ({"default": ACCEPT, "other": 1}, False),
+    ("{not json", False),
+])
+def test_a_policy_that_accepts_anything_is_known_without_the_models(tmp_path: Path, doc: Any, open_: bool) -> None:
+    """The distributions' default policy is recognised without building the policy's models; anything
+    else goes through them, so that their errors and refusals stay as they were."""
+    path = tmp_path / "policy.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    assert policy_source.accepts_anything(path) is open_
+    trust = TrustPolicy(str(path))
+    if open_:
+        trust.check(parse_image_ref("docker://h:1/a:v1"))
+        assert trust.admission() is None and trust._loaded is None
+    elif isinstance(doc, dict) and doc.get("default") == REJECT:
+        with pytest.raises(AuthError, match="policy rejects"):
+            trust.check(parse_image_ref("docker://h:1/a:v1"))
+    elif isinstance(doc, dict) and "docker" in doc.get("transports", {}):
+        with pytest.raises(AuthError):
+            trust.check(parse_image_ref("docker://h:1/a:v1"))
+    else:
+        with pytest.raises(ConfigError):
+            trust.check(parse_image_ref("docker://h:1/a:v1"))

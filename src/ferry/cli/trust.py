@@ -28,6 +28,17 @@ class TrustPolicy:
         self.registries_d = registries_d  # --registries.d: where the lookaside of signatures is configured
         self._loaded: Policy | None = None
         self._keyrings: Keyrings | None = None
+        self._open: bool | None = None  # whether every image is accepted (found without the models)
+
+    def _accepts_anything(self) -> bool:
+        """``--insecure-policy``, no policy file, or a file that accepts anything (the usual default):
+        nothing to check, and the policy's models are never built."""
+        if self._open is None:
+            from ferry.policy_source import accepts_anything, policy_path
+
+            path = policy_path(Path(self.path) if self.path else None)
+            self._open = self.insecure or path is None or accepts_anything(path)
+        return self._open
 
     def _policy(self) -> Policy:
         from ferry import policy  # pydantic: imported only by the commands that copy
@@ -39,6 +50,8 @@ class TrustPolicy:
     def check(self, source: ImageRef) -> None:
         """Raise (``AuthError``, exit 3) when the policy refuses ``source`` whatever its signatures
         (:func:`ferry.policy.load` says which policy applies when ``--policy`` is not given)."""
+        if self._accepts_anything():
+            return
         from ferry import policy
 
         policy.check(self._policy(), source)
@@ -46,6 +59,8 @@ class TrustPolicy:
     async def admit(self, source: ImageRef, src: Source, reference: str) -> Manifest | None:
         """Raise (exit 3) when the policy refuses ``source``; its manifest when signatures were checked
         against it (the copy must push that one), else None."""
+        if self._accepts_anything():
+            return None
         from ferry.signed_by import Keyrings, admit
 
         if self._keyrings is None:
@@ -55,6 +70,8 @@ class TrustPolicy:
 
     def admission(self) -> Admission | None:
         """The per-image check for the engine of sync and migrate; None when no scope asks for signatures."""
+        if self._accepts_anything():
+            return None
         from ferry import policy
 
         return self.admit if policy.has_signed_by(self._policy()) else None
