@@ -13,7 +13,7 @@ from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
-from ferry.refs import ImageRef, RegistryRef
+from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
 
 
@@ -58,14 +58,9 @@ def parse_maps(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-@dataclass(slots=True)
-class Expected:
-    """One thing verification checks: the destination ref must hold this digest."""
-
-    source: ImageRef
-    destination: RegistryRef
-    digest: str | None  # None: read it from the source at verification time
-    project: str
+#: One thing verification checks: the destination ref must hold ``digest`` (None: what the source holds).
+#: A planned job is its own entry (``Job.project`` is its origin): no second object per tag.
+Expected = Job
 
 
 class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
@@ -127,12 +122,13 @@ class HarborListing:
     artifacts: dict[str, list[Artifact]]  # repository → artifacts
 
 
-def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, digest: str | None,
+def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, name: str, digest: str | None,
          *, accessory: bool = False, pushed: str = "") -> None:
-    job = Job(src, dst, origin=project)
+    """``name`` (tag or digest) of the repositories ``src`` and ``dst``: one job, also the verification entry."""
+    job = Job.named(src, dst, name, project, digest)
     (plan.accessories if accessory else plan.images).append(job)
     (plan.accessory_times if accessory else plan.image_times).append(pushed)
-    plan.expected.append(Expected(src, dst, digest, project))
+    plan.expected.append(job)
 
 
 def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_base: RegistryRef,
@@ -141,22 +137,18 @@ def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artif
     if not tags and not (sel.include_untagged and not art.tags):
         return
     plan.sizes[art.digest] = art.size
-    for tag in tags:  # the refs built directly: dataclasses.replace costs 9 µs a tag
-        _add(plan, project, RegistryRef(src_base.registry, src_base.repository, tag),
-             RegistryRef(dst_base.registry, dst_base.repository, tag), art.digest, pushed=art.pushed(tag))
+    for tag in tags:
+        _add(plan, project, src_base, dst_base, tag, art.digest, pushed=art.pushed(tag))
     if not art.tags:
-        _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest,
-             pushed=art.push_time)
+        _add(plan, project, src_base, dst_base, art.digest, art.digest, pushed=art.push_time)
     for acc in art.accessories:
         # An accessory keeps the tags it has at the source (cosign's sha256-<subject hex>.sig, which
         # cosign looks signatures up by); one without tags travels by digest, found through its subject.
         acc_tags = accessory_tags.get(acc.digest, [])
         for tag in acc_tags:
-            _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), acc.digest, accessory=True,
-                 pushed=art.push_time)
+            _add(plan, project, src_base, dst_base, tag, acc.digest, accessory=True, pushed=art.push_time)
         if not acc_tags:
-            _add(plan, project, src_base.with_digest(acc.digest), dst_base.with_digest(acc.digest), acc.digest,
-                 accessory=True, pushed=art.push_time)
+            _add(plan, project, src_base, dst_base, acc.digest, acc.digest, accessory=True, pushed=art.push_time)
 
 
 async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[str]) -> dict[str, list[str]]:
@@ -236,6 +228,5 @@ async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection
         for tag in sorted(tags):
             if sel.tag_selected(tag):
                 # cosign's tag-style signatures travel as ordinary tags from a plain registry
-                _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), None,
-                     accessory=tag.startswith("sha256-"))
+                _add(plan, project, src_base, dst_base, tag, None, accessory=tag.startswith("sha256-"))
     return plan
