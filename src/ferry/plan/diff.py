@@ -7,6 +7,7 @@ HEAD of a verification. Only what differs goes to the engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
@@ -23,9 +24,9 @@ class DestinationState:
 
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # repository → tag → digest
     digests: dict[str, set[str]] = field(default_factory=dict)  # repository → artifacts and accessories
-    artifacts: dict[str, list[Artifact]] = field(default_factory=dict)  # repository → as listed
+    artifacts: dict[str, Sequence[Artifact]] = field(default_factory=dict)  # repository → as listed
 
-    def add(self, repository: str, artifacts: list[Artifact]) -> None:
+    def add(self, repository: str, artifacts: Sequence[Artifact]) -> None:
         self.artifacts[repository] = artifacts
         tags = self.tags.setdefault(repository, {})
         digests = self.digests.setdefault(repository, set())

@@ -4,12 +4,12 @@ mapped to destination projects, and turned into Jobs — images first, accessori
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
 from ferry.errors import UsageError
-from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
+from ferry.harbor.artifacts import Artifact, ArtifactList, Texts, accessory_digests, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
@@ -67,12 +67,17 @@ class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
     """``(repository, digest) → Artifact`` over a listing's lists, without a key tuple and a dict slot per
     artifact (110 bytes a tag at a million tags): a lookup scans its repository's few artifacts."""
 
-    def __init__(self, listed: dict[str, list[Artifact]]) -> None:
+    def __init__(self, listed: Mapping[str, Sequence[Artifact]]) -> None:
         self._listed = listed
 
     def __getitem__(self, key: tuple[str, str]) -> Artifact:
         repository, digest = key
-        for art in self._listed.get(repository, ()):
+        arts = self._listed.get(repository, ())
+        if isinstance(arts, ArtifactList):  # its digest column: no artifact made but the one found
+            if digest in arts.digests:
+                return arts[arts.digests.index(digest)]
+            raise KeyError(key)
+        for art in arts:
             if art.digest == digest:
                 return art
         raise KeyError(key)
@@ -95,18 +100,18 @@ class MigrationPlan:
     artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
     # source push time of each job, beside images and accessories (Harbor sources; emptied by in_push_order):
-    # a list, not a dict by job key, since a key string per tag weighs 150 bytes
-    image_times: list[str] = field(default_factory=list)
-    accessory_times: list[str] = field(default_factory=list)
+    # not a dict by job key (a key string per tag weighs 150 bytes), and joined while they have one length
+    image_times: Texts = field(default_factory=Texts)
+    accessory_times: Texts = field(default_factory=Texts)
 
     def in_push_order(self) -> None:
         """Jobs oldest push first (stable: equal times keep the listing's order), so that each
         repository's manifests reach the destination in the source's order."""
         for jobs, times in ((self.images, self.image_times), (self.accessories, self.accessory_times)):
-            if times:
+            if len(times):
                 order = sorted(range(len(jobs)), key=times.__getitem__)
                 jobs[:] = [jobs[i] for i in order]
-            times.clear()
+        self.image_times, self.accessory_times = Texts(), Texts()
 
     @property
     def jobs(self) -> list[Job]:
@@ -119,7 +124,7 @@ class HarborListing:
 
     projects: list[Project]
     repositories: dict[str, list[str]]  # project → full repository names
-    artifacts: dict[str, list[Artifact]]  # repository → artifacts
+    artifacts: dict[str, Sequence[Artifact]]  # repository → artifacts (an ``ArtifactList`` as listed)
 
 
 def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, name: str, digest: str | None,
@@ -170,7 +175,8 @@ async def harbor_listing(api: HarborAPI, sel: Selection, *, repos: bool = True) 
     repositories = {p.name: [r for r in rs if not repos or sel.repo_selected(r)]
                     for p, rs in zip(projects, repos_by_project, strict=True)}
     all_repos = [r for rs in repositories.values() for r in rs]
-    artifacts = dict(zip(all_repos, await bounded_map(lambda r: list_artifacts(api, r), all_repos), strict=True))
+    listed: list[Sequence[Artifact]] = await bounded_map(lambda r: list_artifacts(api, r), all_repos)
+    artifacts = dict(zip(all_repos, listed, strict=True))
     return HarborListing(projects, repositories, artifacts)
 
 
@@ -180,8 +186,7 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
     true: the accessory tags of ``repo`` need not be looked up (the destination holds them all)."""
     plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories,
                          artifacts=ArtifactIndex(listing.artifacts))
-    with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
-                        for r, arts in listing.artifacts.items()]
+    with_accessories = [(r, accessory_digests(arts)) for r, arts in listing.artifacts.items()]
     with_accessories = [(r, accs) for r, accs in with_accessories
                         if accs and not (accessories_known and accessories_known(r, accs))]
     tag_maps = dict(zip([r for r, _ in with_accessories],
