@@ -53,41 +53,40 @@ class Texts:
     """Strings appended one by one. While they all have one length (Harbor's push times do) they are
     kept joined, 64 to a chunk, and sliced when read: 24 bytes an entry instead of a 77-byte object."""
 
-    __slots__ = ("_chunks", "_items", "_pending", "_width")
+    __slots__ = ("_chunks", "_count", "_items", "_tail", "_width")
     _CHUNK = 64
 
     def __init__(self) -> None:
         self._chunks: list[str] = []
-        self._pending: list[str] = []
+        self._tail = ""  # the last chunk while it fills (a short string copied on append, never a list)
+        self._count, self._width = 0, -1
         self._items: list[str] | None = None  # set once two lengths were seen: one object an entry
-        self._width = -1
 
     def append(self, text: str) -> None:
         if self._items is not None:
             self._items.append(text)
         elif self._width in (-1, len(text)):
             self._width = len(text)
-            self._pending.append(text)
-            if len(self._pending) == self._CHUNK:
-                self._chunks.append("".join(self._pending))
-                self._pending.clear()
+            self._tail += text
+            self._count += 1
+            if self._count % self._CHUNK == 0:
+                self._chunks.append(self._tail)
+                self._tail = ""
         else:
             self._items = [self[i] for i in range(len(self))] + [text]
-            self._chunks, self._pending = [], []
+            self._chunks, self._tail = [], ""
 
     def __len__(self) -> int:
-        if self._items is not None:
-            return len(self._items)
-        return len(self._chunks) * self._CHUNK + len(self._pending)
+        return self._count if self._items is None else len(self._items)
 
     def __getitem__(self, i: int) -> str:
         if self._items is not None:
             return self._items[i]
+        if not 0 <= i < self._count:
+            raise IndexError(i)
         chunk, at = divmod(i, self._CHUNK)
-        if chunk == len(self._chunks):
-            return self._pending[at]
         w = self._width
-        return self._chunks[chunk][at * w:(at + 1) * w]
+        return (self._tail if chunk == len(self._chunks) else self._chunks[chunk])[at * w:(at + 1) * w]
 
 
 class ArtifactList(Sequence[Artifact]):
