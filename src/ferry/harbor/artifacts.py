@@ -136,15 +136,6 @@ class ArtifactList(Sequence[Artifact]):
         tags = self._tags[i]
         return (tags,) if isinstance(tags, str) else tags
 
-    def size_of(self, i: int) -> int:
-        return self._sizes[i]
-
-    def push_time_of(self, i: int) -> str:
-        return self._times[i]
-
-    def has_extra(self, i: int) -> bool:
-        return i in self._extra
-
     def accessory_digests(self) -> set[str]:
         return {a.digest for accessories, _, _ in self._extra.values() for a in accessories}
 

@@ -79,10 +79,6 @@ class Job:
         """The source's repository without making its ref ("" for a layout entry)."""
         return getattr(self._source, "repository", "")
 
-    @property
-    def destination_repository(self) -> str:
-        return getattr(self._destination, "repository", "")
-
     def destination_parts(self) -> tuple[ImageRef, str]:
         """The destination as (its repository, its tag or digest): a key that tells destinations
         apart as ``str(destination)`` does, without a string per job (a layout entry: itself, "")."""
