@@ -24,7 +24,7 @@ def test_jobs_go_oldest_push_first_and_ties_keep_the_listing_order() -> None:
     plan.in_push_order()
     assert [j.source.tag for j in plan.images] == ["old", "mid-1", "mid-2", "new", "retagged"]
     assert [str(e.destination) for e in plan.expected][:2] == ["dst.example/p/app:new", "dst.example/p/app:old"]
-    assert len(plan.image_times) == 0  # the times served the sort and are gone
+    assert plan.image_times == []  # the times served the sort and are gone
 
 
 def test_a_tag_pushed_with_its_artifact_takes_the_artifact_time() -> None:

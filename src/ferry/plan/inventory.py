@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
 from ferry.errors import UsageError
-from ferry.harbor.artifacts import Artifact, ArtifactList, Texts, accessory_digests, list_artifacts, list_repositories
+from ferry.harbor.artifacts import Artifact, ArtifactList, accessory_digests, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
@@ -99,19 +99,21 @@ class MigrationPlan:
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
-    # source push time of each job, beside images and accessories (Harbor sources; emptied by in_push_order):
-    # not a dict by job key (a key string per tag weighs 150 bytes), and joined while they have one length
-    image_times: Texts = field(default_factory=Texts)
-    accessory_times: Texts = field(default_factory=Texts)
+    # source push time of the jobs of the repository being planned, beside images and accessories (Harbor
+    # sources; emptied by in_push_order): not a dict by job key (a key string per tag weighs 150 bytes)
+    image_times: list[str] = field(default_factory=list)
+    accessory_times: list[str] = field(default_factory=list)
 
-    def in_push_order(self) -> None:
-        """Jobs oldest push first (stable: equal times keep the listing's order), so that each
-        repository's manifests reach the destination in the source's order."""
-        for jobs, times in ((self.images, self.image_times), (self.accessories, self.accessory_times)):
-            if len(times):
-                order = sorted(range(len(jobs)), key=times.__getitem__)
-                jobs[:] = [jobs[i] for i in order]
-        self.image_times, self.accessory_times = Texts(), Texts()
+    def in_push_order(self, images_from: int = 0, accessories_from: int = 0) -> None:
+        """The jobs from these places on (one repository's), oldest push first (stable: equal times keep
+        the listing's order), so that each repository's manifests reach the destination in the source's
+        order. Sorted a repository at a time: the sort's keys are never a million strings at once."""
+        for jobs, times, start in ((self.images, self.image_times, images_from),
+                                   (self.accessories, self.accessory_times, accessories_from)):
+            if len(times) > 1:
+                tail = jobs[start:]
+                jobs[start:] = [tail[i] for i in sorted(range(len(tail)), key=times.__getitem__)]
+            times.clear()
 
     @property
     def jobs(self) -> list[Job]:
@@ -196,9 +198,10 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
             # one base ref per repository: the refs of its tags share their registry and repository strings
             src_base = RegistryRef(client.registry, repo)
             dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
+            images_from, accessories_from = len(plan.images), len(plan.accessories)
             for art in listing.artifacts[repo]:
                 _plan_artifact(plan, sel, project, art, src_base, dst_base, tag_maps.get(repo, {}))
-    plan.in_push_order()
+            plan.in_push_order(images_from, accessories_from)
     return plan
 
 
