@@ -23,7 +23,8 @@ from ferry.concurrency import bounded_map
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.destination import PUSH_ROLES, Quota, immutable_tags, project_quota, project_roles
 from ferry.harbor.system import is_read_only
-from ferry.plan.inventory import MigrationPlan
+from ferry.plan.inventory import Expected, MigrationPlan
+from ferry.plan.model import Job
 from ferry.refs import RegistryRef
 
 
@@ -55,16 +56,19 @@ async def preflight(api: HarborAPI, plan: MigrationPlan, targets: list[Target], 
         findings.append(Finding("read-only", "", f"destination Harbor {api.host} is in read-only mode: every push "
                                 "would be refused", "an administrator turns it off (Configuration → System "
                                 "Settings → Repository Read Only)"))
-    digests = {str(e.destination): e.digest for e in plan.expected}
-    jobs: dict[str, list[RegistryRef]] = defaultdict(list)
+    # by project, refs and digests made for one project at a time: never a string and a ref per tag at once
+    jobs: dict[str, list[Job]] = defaultdict(list)
     for job in plan.jobs:
-        if isinstance(job.destination, RegistryRef):
-            jobs[job.origin].append(job.destination)
+        jobs[job.origin].append(job)
+    expected: dict[str, list[Expected]] = defaultdict(list)
+    for e in plan.expected:
+        expected[e.project].append(e)
 
     async def check(t: Target) -> list[Finding]:
-        refs = jobs.get(t.source, [])
+        refs = [r for r in (j.destination for j in jobs.get(t.source, ())) if isinstance(r, RegistryRef)]
         if not refs:
             return []
+        digests = {str(e.destination): e.digest for e in expected.get(t.source, ())}
         out = []
         if t.exists and user is not None and not user.sysadmin:
             roles = await project_roles(api, t.destination)

@@ -50,7 +50,8 @@ class Sync:
     async def pending(self, plan: SyncPlan) -> set[str]:
         """Destinations (``str(job.destination)``) that do not yet hold what the run would put there."""
         digests = await bounded_map(lambda j: self._target_digest(j, self.options.platforms), plan.jobs, 8)
-        expected = [Expected(j.source, j.destination, d, j.origin) for j, d in zip(plan.jobs, digests, strict=True)]
+        expected = [Expected(j.source, j.destination, j.origin, digest=d)
+                    for j, d in zip(plan.jobs, digests, strict=True)]
         return {m.destination for m in await verify(self.conns, expected)}
 
     async def copy(self, plan: SyncPlan, journal: Journal, events: RunEvents) -> RunResult:

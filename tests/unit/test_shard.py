@@ -47,7 +47,7 @@ def test_accessories_and_verification_follow_their_repository() -> None:
     for r in repos:
         plan.images.append(_job(r, "v1"))
         plan.accessories.append(_job(r, "sha256-abc.sig"))
-        plan.expected.append(Expected(plan.images[-1].source, plan.images[-1].destination, None, "p"))
+        plan.expected.append(Expected(plan.images[-1].source, plan.images[-1].destination, "p"))
     plan.repositories["p"] = list(repos)
     total = len(plan.jobs)
     seen = 0

@@ -99,7 +99,8 @@ class Import(Migration):
             dst = dst.with_tag(image.tag) if image.tag else dst.with_digest(image.digest)
             job = Job(PathRef("oci", self.directory, image.digest), dst, origin=project)
             (plan.accessories if image.accessory else plan.images).append(job)
-            plan.expected.append(Expected(PathRef("oci", self.directory, image.ref_name), dst, image.digest, project))
+            plan.expected.append(Expected(PathRef("oci", self.directory, image.ref_name), dst, project,
+                                          digest=image.digest))
             if dst.repository not in plan.repositories.setdefault(project, []):
                 plan.repositories[project].append(dst.repository)  # as the destination names it
         for p in self.description.projects:

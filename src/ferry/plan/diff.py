@@ -7,6 +7,7 @@ HEAD of a verification. Only what differs goes to the engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
@@ -23,9 +24,9 @@ class DestinationState:
 
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # repository → tag → digest
     digests: dict[str, set[str]] = field(default_factory=dict)  # repository → artifacts and accessories
-    artifacts: dict[str, list[Artifact]] = field(default_factory=dict)  # repository → as listed
+    artifacts: dict[str, Sequence[Artifact]] = field(default_factory=dict)  # repository → as listed
 
-    def add(self, repository: str, artifacts: list[Artifact]) -> None:
+    def add(self, repository: str, artifacts: Sequence[Artifact]) -> None:
         self.artifacts[repository] = artifacts
         tags = self.tags.setdefault(repository, {})
         digests = self.digests.setdefault(repository, set())
@@ -70,9 +71,13 @@ class Difference:
 
 
 def apply(plan: MigrationPlan, state: DestinationState) -> Difference:
-    """Drop from ``plan`` every job the destination already holds; what is left is what differs."""
-    held = {str(e.destination) for e in plan.expected if state.holds(e.destination, e.digest)}
-    plan.images = [j for j in plan.images if str(j.destination) not in held]
-    plan.accessories = [j for j in plan.accessories if str(j.destination) not in held]
-    return Difference(in_place=[e for e in plan.expected if str(e.destination) in held],
-                      to_check=[e for e in plan.expected if str(e.destination) not in held])
+    """Drop from ``plan`` every job the destination already holds; what is left is what differs.
+    A Harbor plan's jobs are their own verification entries, so an entry held drops its job."""
+    diff = Difference(in_place=[], to_check=[])
+    for e in plan.expected:
+        (diff.in_place if state.holds(e.destination, e.digest) else diff.to_check).append(e)
+    if diff.in_place:
+        held = set(map(id, diff.in_place))
+        plan.images = [j for j in plan.images if id(j) not in held]
+        plan.accessories = [j for j in plan.accessories if id(j) not in held]
+    return diff

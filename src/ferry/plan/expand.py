@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from ferry.errors import ConfigError, FerryError, UsageError
 from ferry.plan.model import Job, Rule
 from ferry.plan.semver import Constraint, SemverError, parse_constraint
-from ferry.refs import RegistryRef, is_tag
+from ferry.refs import ImageRef, RegistryRef, is_tag
 
 __all__ = ["ListTags", "check_plan", "expand"]
 
@@ -119,16 +119,17 @@ def _jobs_for(rule: Rule, tags: list[str]) -> list[Job]:
     jobs: list[Job] = []
     for tag in tags:
         if dest.tag:
-            target = dest
+            jobs.append(Job(src.with_tag(tag), dest, rule.origin))
+        elif not rule.tag_suffix:
+            jobs.append(Job.named(src, dest, tag, rule.origin))  # refs made when asked: a small object a tag
         else:
             new_tag = tag + rule.tag_suffix
             if not is_tag(new_tag):
                 raise ConfigError(f"{rule.origin}: tag {tag!r} with suffix {rule.tag_suffix!r} is not a valid tag")
-            target = dest.with_tag(new_tag)
-        jobs.append(Job(src.with_tag(tag), target, rule.origin))
+            jobs.append(Job(src.with_tag(tag), dest.with_tag(new_tag), rule.origin))
     for digest in rule.select.digests:
-        target = dest if dest.tag else dest.with_digest(digest)
-        jobs.append(Job(src.with_digest(digest), target, rule.origin))
+        jobs.append(Job(src.with_digest(digest), dest, rule.origin) if dest.tag
+                    else Job.named(src, dest, digest, rule.origin))
     return jobs
 
 
@@ -171,13 +172,14 @@ async def expand(
 
 def check_plan(jobs: Iterable[Job]) -> list[Job]:
     """Merge duplicate jobs; refuse two different sources for one destination (ConfigError)."""
-    by_destination: dict[str, Job] = {}
+    by_destination: dict[ImageRef, dict[str, Job]] = {}  # repository → tag or digest: no key string per job
     result: list[Job] = []
     for job in jobs:
-        key = str(job.destination)
-        first = by_destination.get(key)
+        repo, name = job.destination_parts()
+        named = by_destination.setdefault(repo, {})
+        first = named.get(name)
         if first is None:
-            by_destination[key] = job
+            named[name] = job
             result.append(job)
             continue
         if first.source == job.source:
@@ -186,5 +188,6 @@ def check_plan(jobs: Iterable[Job]) -> list[Job]:
             continue  # the same bytes, whichever repository they come from
         a = f"{first.source} ({first.origin})" if first.origin else str(first.source)
         b = f"{job.source} ({job.origin})" if job.origin else str(job.source)
-        raise ConfigError(f"two sources go to {key}: {a} and {b}", hint="give one of them another destination")
+        raise ConfigError(f"two sources go to {job.destination}: {a} and {b}",
+                          hint="give one of them another destination")
     return result

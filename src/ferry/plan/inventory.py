@@ -4,16 +4,16 @@ mapped to destination projects, and turned into Jobs — images first, accessori
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
 from ferry.errors import UsageError
-from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
+from ferry.harbor.artifacts import Artifact, ArtifactList, accessory_digests, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
 from ferry.plan.model import Job
-from ferry.refs import ImageRef, RegistryRef
+from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
 
 
@@ -58,26 +58,26 @@ def parse_maps(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
-@dataclass(slots=True)
-class Expected:
-    """One thing verification checks: the destination ref must hold this digest."""
-
-    source: ImageRef
-    destination: RegistryRef
-    digest: str | None  # None: read it from the source at verification time
-    project: str
+#: One thing verification checks: the destination ref must hold ``digest`` (None: what the source holds).
+#: A planned job is its own entry (``Job.project`` is its origin): no second object per tag.
+Expected = Job
 
 
 class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
     """``(repository, digest) → Artifact`` over a listing's lists, without a key tuple and a dict slot per
     artifact (110 bytes a tag at a million tags): a lookup scans its repository's few artifacts."""
 
-    def __init__(self, listed: dict[str, list[Artifact]]) -> None:
+    def __init__(self, listed: Mapping[str, Sequence[Artifact]]) -> None:
         self._listed = listed
 
     def __getitem__(self, key: tuple[str, str]) -> Artifact:
         repository, digest = key
-        for art in self._listed.get(repository, ()):
+        arts = self._listed.get(repository, ())
+        if isinstance(arts, ArtifactList):  # its digest column: no artifact made but the one found
+            if digest in arts.digests:
+                return arts[arts.digests.index(digest)]
+            raise KeyError(key)
+        for art in arts:
             if art.digest == digest:
                 return art
         raise KeyError(key)
@@ -99,18 +99,20 @@ class MigrationPlan:
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
-    # source push time of each job, beside images and accessories (Harbor sources; emptied by in_push_order):
-    # a list, not a dict by job key, since a key string per tag weighs 150 bytes
+    # source push time of the jobs of the repository being planned, beside images and accessories (Harbor
+    # sources; emptied by in_push_order): not a dict by job key (a key string per tag weighs 150 bytes)
     image_times: list[str] = field(default_factory=list)
     accessory_times: list[str] = field(default_factory=list)
 
-    def in_push_order(self) -> None:
-        """Jobs oldest push first (stable: equal times keep the listing's order), so that each
-        repository's manifests reach the destination in the source's order."""
-        for jobs, times in ((self.images, self.image_times), (self.accessories, self.accessory_times)):
-            if times:
-                order = sorted(range(len(jobs)), key=times.__getitem__)
-                jobs[:] = [jobs[i] for i in order]
+    def in_push_order(self, images_from: int = 0, accessories_from: int = 0) -> None:
+        """The jobs from these places on (one repository's), oldest push first (stable: equal times keep
+        the listing's order), so that each repository's manifests reach the destination in the source's
+        order. Sorted a repository at a time: the sort's keys are never a million strings at once."""
+        for jobs, times, start in ((self.images, self.image_times, images_from),
+                                   (self.accessories, self.accessory_times, accessories_from)):
+            if len(times) > 1:
+                tail = jobs[start:]
+                jobs[start:] = [tail[i] for i in sorted(range(len(tail)), key=times.__getitem__)]
             times.clear()
 
     @property
@@ -124,15 +126,16 @@ class HarborListing:
 
     projects: list[Project]
     repositories: dict[str, list[str]]  # project → full repository names
-    artifacts: dict[str, list[Artifact]]  # repository → artifacts
+    artifacts: dict[str, Sequence[Artifact]]  # repository → artifacts (an ``ArtifactList`` as listed)
 
 
-def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, digest: str | None,
+def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, name: str, digest: str | None,
          *, accessory: bool = False, pushed: str = "") -> None:
-    job = Job(src, dst, origin=project)
+    """``name`` (tag or digest) of the repositories ``src`` and ``dst``: one job, also the verification entry."""
+    job = Job.named(src, dst, name, project, digest)
     (plan.accessories if accessory else plan.images).append(job)
     (plan.accessory_times if accessory else plan.image_times).append(pushed)
-    plan.expected.append(Expected(src, dst, digest, project))
+    plan.expected.append(job)
 
 
 def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_base: RegistryRef,
@@ -141,22 +144,18 @@ def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artif
     if not tags and not (sel.include_untagged and not art.tags):
         return
     plan.sizes[art.digest] = art.size
-    for tag in tags:  # the refs built directly: dataclasses.replace costs 9 µs a tag
-        _add(plan, project, RegistryRef(src_base.registry, src_base.repository, tag),
-             RegistryRef(dst_base.registry, dst_base.repository, tag), art.digest, pushed=art.pushed(tag))
+    for tag in tags:
+        _add(plan, project, src_base, dst_base, tag, art.digest, pushed=art.pushed(tag))
     if not art.tags:
-        _add(plan, project, src_base.with_digest(art.digest), dst_base.with_digest(art.digest), art.digest,
-             pushed=art.push_time)
+        _add(plan, project, src_base, dst_base, art.digest, art.digest, pushed=art.push_time)
     for acc in art.accessories:
         # An accessory keeps the tags it has at the source (cosign's sha256-<subject hex>.sig, which
         # cosign looks signatures up by); one without tags travels by digest, found through its subject.
         acc_tags = accessory_tags.get(acc.digest, [])
         for tag in acc_tags:
-            _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), acc.digest, accessory=True,
-                 pushed=art.push_time)
+            _add(plan, project, src_base, dst_base, tag, acc.digest, accessory=True, pushed=art.push_time)
         if not acc_tags:
-            _add(plan, project, src_base.with_digest(acc.digest), dst_base.with_digest(acc.digest), acc.digest,
-                 accessory=True, pushed=art.push_time)
+            _add(plan, project, src_base, dst_base, acc.digest, acc.digest, accessory=True, pushed=art.push_time)
 
 
 async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[str]) -> dict[str, list[str]]:
@@ -178,7 +177,8 @@ async def harbor_listing(api: HarborAPI, sel: Selection, *, repos: bool = True) 
     repositories = {p.name: [r for r in rs if not repos or sel.repo_selected(r)]
                     for p, rs in zip(projects, repos_by_project, strict=True)}
     all_repos = [r for rs in repositories.values() for r in rs]
-    artifacts = dict(zip(all_repos, await bounded_map(lambda r: list_artifacts(api, r), all_repos), strict=True))
+    listed: list[Sequence[Artifact]] = await bounded_map(lambda r: list_artifacts(api, r), all_repos)
+    artifacts = dict(zip(all_repos, listed, strict=True))
     return HarborListing(projects, repositories, artifacts)
 
 
@@ -188,8 +188,7 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
     true: the accessory tags of ``repo`` need not be looked up (the destination holds them all)."""
     plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories,
                          artifacts=ArtifactIndex(listing.artifacts))
-    with_accessories = [(r, {a.digest for art in arts for a in art.accessories})
-                        for r, arts in listing.artifacts.items()]
+    with_accessories = [(r, accessory_digests(arts)) for r, arts in listing.artifacts.items()]
     with_accessories = [(r, accs) for r, accs in with_accessories
                         if accs and not (accessories_known and accessories_known(r, accs))]
     tag_maps = dict(zip([r for r, _ in with_accessories],
@@ -199,9 +198,10 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
             # one base ref per repository: the refs of its tags share their registry and repository strings
             src_base = RegistryRef(client.registry, repo)
             dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
+            images_from, accessories_from = len(plan.images), len(plan.accessories)
             for art in listing.artifacts[repo]:
                 _plan_artifact(plan, sel, project, art, src_base, dst_base, tag_maps.get(repo, {}))
-    plan.in_push_order()
+            plan.in_push_order(images_from, accessories_from)
     return plan
 
 
@@ -236,6 +236,5 @@ async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection
         for tag in sorted(tags):
             if sel.tag_selected(tag):
                 # cosign's tag-style signatures travel as ordinary tags from a plain registry
-                _add(plan, project, src_base.with_tag(tag), dst_base.with_tag(tag), None,
-                     accessory=tag.startswith("sha256-"))
+                _add(plan, project, src_base, dst_base, tag, None, accessory=tag.startswith("sha256-"))
     return plan

@@ -36,18 +36,80 @@ class Rule:
     tag_suffix: str = ""  # appended to each kept source tag (not to a renamed tag, never to a digest)
 
 
-@dataclass(frozen=True, slots=True)
 class Job:
     """Copy one image: the source (tag or digest) to the destination (tag, or digest when untagged).
-    Either side may be an ``oci:`` layout entry (``PathRef``): its name is the tag or the digest."""
+    Either side may be an ``oci:`` layout entry (``PathRef``): its name is the tag or the digest.
 
-    source: ImageRef
-    destination: ImageRef
-    origin: str = ""
+    A job is also its own verification entry: after the copy the destination must hold ``digest``
+    (None: whatever the source holds then). A planned tag that keeps its name on both sides
+    (:meth:`named`) stores its two repositories and the name once and makes its refs when asked:
+    a million planned tags then cost one small object each, not a job, two refs and an entry.
+    Treat it as a value (it is hashed): nothing assigns to a job once made."""
+
+    __slots__ = ("_destination", "_name", "_source", "digest", "origin")
+
+    def __init__(self, source: ImageRef, destination: ImageRef, origin: str = "", digest: str | None = None) -> None:
+        self._source, self._destination, self._name = source, destination, None
+        self.origin, self.digest = origin, digest
+
+    @classmethod
+    def named(cls, source: RegistryRef, destination: RegistryRef, name: str, origin: str = "",
+              digest: str | None = None) -> Job:
+        """``name`` (a tag, or a digest: it holds a colon) in both repositories (refs without tag or digest)."""
+        job = cls.__new__(cls)
+        job._source, job._destination, job._name = source, destination, name
+        job.origin, job.digest = origin, digest
+        return job
+
+    @property
+    def source(self) -> ImageRef:
+        return self._source if self._name is None else _named(self._source, self._name)
+
+    @property
+    def destination(self) -> ImageRef:
+        return self._destination if self._name is None else _named(self._destination, self._name)
+
+    @property
+    def project(self) -> str:
+        """Where verification files a mismatch: the job's origin (a Harbor project, a rules file's key)."""
+        return self.origin
+
+    @property
+    def source_repository(self) -> str:
+        """The source's repository without making its ref ("" for a layout entry)."""
+        return getattr(self._source, "repository", "")
+
+    def destination_parts(self) -> tuple[ImageRef, str]:
+        """The destination as (its repository, its tag or digest): a key that tells destinations
+        apart as ``str(destination)`` does, without a string per job (a layout entry: itself, "")."""
+        if self._name is not None:
+            return self._destination, self._name
+        ref = self._destination
+        if not isinstance(ref, RegistryRef):
+            return ref, ""
+        name = f"{ref.tag}@{ref.digest}" if ref.tag and ref.digest else ref.tag or ref.digest or ""
+        return ref.repo_ref(), name
 
     @property
     def key(self) -> str:
         return f"{self.source} -> {self.destination}"
+
+    def _fields(self) -> tuple[ImageRef, ImageRef, str, str | None]:
+        return self.source, self.destination, self.origin, self.digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Job({self.source!r}, {self.destination!r}, origin={self.origin!r}, digest={self.digest!r})"
+
+
+def _named(repo: RegistryRef, name: str) -> RegistryRef:
+    return RegistryRef(repo.registry, repo.repository, None, name) if ":" in name else \
+        RegistryRef(repo.registry, repo.repository, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,11 +74,11 @@ def parse_shard(text: str | None, environ: Mapping[str, str] = os.environ) -> Sh
 
 
 def select_jobs(jobs: Iterable[Job], shard: Shard | None) -> list[Job]:
-    return list(jobs) if shard is None else [j for j in jobs if shard.owns(j.source.repository)]
+    return list(jobs) if shard is None else [j for j in jobs if shard.owns(j.source_repository)]
 
 
 def select_expected(expected: list[Expected], shard: Shard | None) -> list[Expected]:
-    return expected if shard is None else [e for e in expected if shard.owns(e.source.repository)]
+    return expected if shard is None else [e for e in expected if shard.owns(e.source_repository)]
 
 
 def select_sync_plan(plan: SyncPlan, shard: Shard | None) -> SyncPlan:
