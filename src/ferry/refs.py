@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, replace
 
 from ferry.errors import UsageError
@@ -106,7 +107,7 @@ def parse_docker_ref(text: str, *, default_tag: bool = True) -> RegistryRef:
     registry = DEFAULT_REGISTRY
     first, sep, rest = text.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        registry, text = first, rest
+        registry, text = sys.intern(first), rest  # one string per host, however many references name it
         if not _HOST_RE.match(registry):
             raise UsageError(f"invalid registry host {registry!r} in {original!r}")
     tag = None

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -179,7 +180,8 @@ def _ref(text: str, where: str, what: str) -> RegistryRef:
 
 
 def _tag_list(tags: str, where: str, what: str) -> tuple[str, ...]:
-    result = tuple(t.strip() for t in tags.split(","))
+    # tag names repeat across repositories (latest, 1.0, …): interned, a million-tag file keeps each once
+    result = tuple(sys.intern(t.strip()) for t in tags.split(","))
     for tag in result:
         if not is_tag(tag):
             shown = json.dumps(tag)
