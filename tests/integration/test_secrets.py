@@ -271,8 +271,9 @@ def test_tls_is_verified_by_every_command(tls_registry: Registry, registry: Regi
         ("login", ["login", "-u", "x", "--password-stdin", "--cert-dir", certs, "--authfile",
                    str(tmp_path / "a.json"), reg.host], {}, "pw\n"),
         ("sync", [*sync, str(yaml_ca), f"{registry.host}/synced"], {}, None),
+        # not secure/gone, which the delete beside it removes while the migration runs
         ("migrate", ["migrate", f"https://{reg.host}", f"http://{registry.host}", "--src-cert-dir", certs,
-                     "--project", "secure", "--journal", str(tmp_path / "m.db")], {}, None),
+                     "--project", "secure", "--repo", "secure/app", "--journal", str(tmp_path / "m.db")], {}, None),
     ], home)
     for name, r in works.items():
         assert r.returncode == 0, (name, r.stderr)
