@@ -96,7 +96,8 @@ def _quota(t: Target, quota: Quota | None, refs: list[RegistryRef], digests: dic
     if quota is None or headroom is None:
         return []
     wanted = {d for d in (r.digest or digests.get(str(r)) for r in refs) if d}
-    size = sum(plan.sizes.get(d, 0) for d in wanted)
+    sizes = plan.listed_sizes(t.source)
+    size = sum(sizes.get(d, 0) for d in wanted)
     if size <= headroom:
         return []
     return [Finding("quota", t.destination, f"up to {decimal(size)} to copy into {t.destination}, which has "

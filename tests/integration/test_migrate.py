@@ -19,12 +19,14 @@ import hashlib
 import json
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.filesize import decimal
 
 from tests.support import images
 from tests.support.cli import FerryCLI, FerryResult
@@ -362,14 +364,35 @@ def test_private_projects_follow_what_the_source_user_may_see(
     assert writes(dst) == []
 
 
-def plan_rows(result: FerryResult) -> dict[str, tuple[str, str]]:
-    """The dry-run plan table: source project → (destination project, action)."""
+def plan_cells(result: FerryResult) -> dict[str, list[str]]:
+    """The dry-run plan table: source project → its cells (→, action, repos, tags+digests, accessories, bytes)."""
     rows = {}
     for line in result.out.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
         if len(cells) >= 3 and cells[0] and cells[0] != "project" and not line.startswith(("┏", "┡", "└")):
-            rows[cells[0]] = (cells[1], cells[2])
+            rows[cells[0]] = cells[1:]
     return rows
+
+
+def plan_rows(result: FerryResult) -> dict[str, tuple[str, str]]:
+    """The dry-run plan table: source project → (destination project, action)."""
+    return {project: (cells[0], cells[1]) for project, cells in plan_cells(result).items()}
+
+
+def artifact_bytes(server: HarborServer, project: str) -> int:
+    """The sizes of a project's distinct artifacts, summed, as its Harbor API lists them."""
+    def listed(path: str) -> Iterator[dict[str, Any]]:
+        page = 1
+        while rows := harbor_get(server, f"{path}?page={page}&page_size=100"):
+            yield from rows
+            page += 1
+
+    sizes: dict[str, int] = {}
+    for repo in listed(f"/projects/{project}/repositories"):
+        inner = urllib.parse.quote(urllib.parse.quote(repo["name"].partition("/")[2], safe=""), safe="")
+        for art in listed(f"/projects/{project}/repositories/{inner}/artifacts"):
+            sizes[art["digest"]] = art["size"]
+    return sum(sizes.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,6 +474,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert RegistryReader(dst).catalog() == set()
     rows = plan_rows(dry)
     assert set(rows) == set(source.server_projects())
+    # the bytes column: each project's artifacts, each distinct digest once (every one is selected here)
+    bytes_column = {project: cells[5] for project, cells in plan_cells(dry).items()}
+    assert bytes_column == {project: decimal(artifact_bytes(src, project)) for project in rows}
+    assert bytes_column["alpha"] != "0 bytes"
     assert rows["alpha"] == ("alpha", "would create")
     assert rows["library"] == ("library", "exists")
     assert "alpha/team/sub/tool: v1" in dry.out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Annotated, cast
 
@@ -164,48 +166,61 @@ def _print_mismatches(console: Console, outcome: MigrationOutcome, limit: int = 
         console.print(f"… and {len(outcome.mismatches) - limit} more (see --report)")
 
 
-def _registry_side(job: Job) -> RegistryRef:
-    """The source, or for an import (whose source is a layout entry) the destination."""
-    return job.source if isinstance(job.source, RegistryRef) else cast(RegistryRef, job.destination)
+def _registry_side(job: Job) -> tuple[str, str]:
+    """The repository and tag (or digest) of the source, or for an import (whose source is a layout
+    entry) of the destination; no ref is made."""
+    ref, name = job.source_parts()
+    if not isinstance(ref, RegistryRef):
+        ref, name = job.destination_parts()
+    return cast(RegistryRef, ref).repository, name
+
+
+def _by_project(jobs: Iterable[Job]) -> dict[str, list[Job]]:
+    out: dict[str, list[Job]] = defaultdict(list)
+    for j in jobs:
+        out[j.origin].append(j)
+    return out
+
+
+def _repository_lines(jobs: list[Job], shown: int) -> dict[str, tuple[list[str], int]]:
+    """Repository → its first ``shown`` tags (or digests) and how many it has."""
+    lines: dict[str, tuple[list[str], int]] = {}
+    for j in jobs:
+        repo, name = _registry_side(j)
+        names, n = lines.get(repo, ([], 0))
+        if n < shown:
+            names.append(name)
+        lines[repo] = names, n + 1
+    return lines
 
 
 def _print_plan(console: Console, outcome: MigrationOutcome, shown: int = 20) -> None:
-    """One table row per project, then one plain line per repository (its first ``shown`` tags),
-    counted in one pass over the plan: a million tags print 100,000 lines, never a million-row table."""
+    """One table row per project, then one plain line per repository (its first ``shown`` tags).
+    Counted a project at a time: a million tags print 100,000 lines, never a million-row table, and
+    the digests and sizes of one project are held at once, never the inventory's."""
     plan = outcome.plan
-    images: dict[str, int] = {}
-    accessories: dict[str, int] = {}
-    tags: dict[str, list[str]] = {}
-    counts: dict[str, int] = {}
-    for jobs, per_project in ((plan.images, images), (plan.accessories, accessories)):
-        for j in jobs:
-            per_project[j.origin] = per_project.get(j.origin, 0) + 1
-    for j in plan.images:
-        ref = _registry_side(j)
-        counts[ref.repository] = n = counts.get(ref.repository, 0) + 1
-        if n <= shown:
-            tags.setdefault(ref.repository, []).append(str(ref.tag or ref.digest))
-    digests: dict[str, set[str]] = {}
-    for e in plan.expected:
-        if e.digest:
-            digests.setdefault(e.project, set()).add(e.digest)
+    images, expected = _by_project(plan.images), _by_project(plan.expected)
+    accessories = Counter(j.origin for j in plan.accessories)
     table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
                   header_style="bold")
     for col in ("project", "→", "action", "repos", "tags+digests", "accessories", "bytes (artifacts)"):
         table.add_column(col)
     for po in outcome.projects:
-        size = sum(plan.sizes.get(d, 0) for d in digests.get(po.name, ()))
+        size = "?"
+        if plan.source_is_harbor:
+            sizes = plan.listed_sizes(po.name)
+            size = decimal(sum(sizes.get(d, 0) for d in {e.digest for e in expected.get(po.name, ()) if e.digest}))
         table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
-                      str(images.get(po.name, 0)), str(accessories.get(po.name, 0)),
-                      decimal(size) if plan.source_is_harbor else "?")
+                      str(len(images.get(po.name, ()))), str(accessories[po.name]), size)
     console.print(table)
     out = console.file
     for po in outcome.projects:
         for d in po.differences:
             console.print(f"project {po.destination}: {d}")
+        lines = _repository_lines(images.get(po.name, []), shown)
         for repo in plan.repositories.get(po.name, []):
-            more = " …" if counts.get(repo, 0) > shown else ""
-            out.write(f"  {repo}: {', '.join(tags.get(repo, []))}{more}\n")
+            names, n = lines.get(repo, ([], 0))
+            out.write(f"  {repo}: {', '.join(names)}{' …' if n > shown else ''}\n")
     total = len(plan.expected)
     console.print(f"{outcome.in_place} of {total} already in place at the destination; "
                   f"{total - (outcome.in_place or 0)} to copy")

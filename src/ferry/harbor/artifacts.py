@@ -139,6 +139,9 @@ class ArtifactList(Sequence[Artifact]):
     def accessory_digests(self) -> set[str]:
         return {a.digest for accessories, _, _ in self._extra.values() for a in accessories}
 
+    def sizes(self) -> dict[str, int]:
+        return dict(zip(self.digests, self._sizes, strict=True))
+
 
 def accessory_digests(artifacts: Iterable[Artifact]) -> set[str]:
     """The digests of every accessory among ``artifacts`` (without making each artifact of a listing)."""

@@ -88,6 +88,14 @@ class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
     def __len__(self) -> int:
         return sum(map(len, self._listed.values()))
 
+    def sizes(self, repositories: Iterable[str]) -> dict[str, int]:
+        """Digest → size of every artifact listed in ``repositories``."""
+        out: dict[str, int] = {}
+        for repo in repositories:
+            arts = self._listed.get(repo, ())
+            out.update(arts.sizes() if isinstance(arts, ArtifactList) else {a.digest: a.size for a in arts})
+        return out
+
 
 @dataclass(slots=True)
 class MigrationPlan:
@@ -95,7 +103,9 @@ class MigrationPlan:
     images: list[Job] = field(default_factory=list)
     accessories: list[Job] = field(default_factory=list)  # after their subjects
     expected: list[Expected] = field(default_factory=list)
-    sizes: dict[str, int] = field(default_factory=dict)  # artifact digest → size (Harbor sources)
+    # artifact digest → size where no listing holds the artifacts (an import's description); a Harbor
+    # source's sizes stay in its listing: see ``listed_sizes``
+    sizes: dict[str, int] = field(default_factory=dict)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
@@ -118,6 +128,13 @@ class MigrationPlan:
     @property
     def jobs(self) -> list[Job]:
         return self.images + self.accessories
+
+    def listed_sizes(self, project: str) -> dict[str, int]:
+        """Digest → size of one source project's artifacts. Made a project at a time: a dict of a
+        million sizes weighs 70 MB, and only one project's quota or printout needs them at once."""
+        if isinstance(self.artifacts, ArtifactIndex):
+            return self.artifacts.sizes(self.repositories.get(project, ()))
+        return self.sizes
 
 
 @dataclass(slots=True)
@@ -143,7 +160,6 @@ def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artif
     tags = [t for t in art.tags if sel.tag_selected(t)] if sel.tags or sel.exclude_tags else art.tags
     if not tags and not (sel.include_untagged and not art.tags):
         return
-    plan.sizes[art.digest] = art.size
     for tag in tags:
         _add(plan, project, src_base, dst_base, tag, art.digest, pushed=art.pushed(tag))
     if not art.tags:

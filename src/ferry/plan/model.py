@@ -82,13 +82,11 @@ class Job:
     def destination_parts(self) -> tuple[ImageRef, str]:
         """The destination as (its repository, its tag or digest): a key that tells destinations
         apart as ``str(destination)`` does, without a string per job (a layout entry: itself, "")."""
-        if self._name is not None:
-            return self._destination, self._name
-        ref = self._destination
-        if not isinstance(ref, RegistryRef):
-            return ref, ""
-        name = f"{ref.tag}@{ref.digest}" if ref.tag and ref.digest else ref.tag or ref.digest or ""
-        return ref.repo_ref(), name
+        return _parts(self._destination, self._name)
+
+    def source_parts(self) -> tuple[ImageRef, str]:
+        """The source as (its repository, its tag or digest), as :meth:`destination_parts`."""
+        return _parts(self._source, self._name)
 
     @property
     def key(self) -> str:
@@ -105,6 +103,15 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job({self.source!r}, {self.destination!r}, origin={self.origin!r}, digest={self.digest!r})"
+
+
+def _parts(ref: ImageRef, name: str | None) -> tuple[ImageRef, str]:
+    if name is not None:
+        return ref, name
+    if not isinstance(ref, RegistryRef):
+        return ref, ""
+    name = f"{ref.tag}@{ref.digest}" if ref.tag and ref.digest else ref.tag or ref.digest or ""
+    return ref.repo_ref(), name
 
 
 def _named(repo: RegistryRef, name: str) -> RegistryRef:
