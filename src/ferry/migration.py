@@ -146,7 +146,7 @@ class MigrationOutcome:
     def to_verify(self) -> list[Expected]:
         """What verification asks the destination registry about: the unchanged refs were seen in
         its listing already."""
-        if self.unchanged is None:
+        if not self.unchanged:  # nothing in place (a first run): no copy of the list
             return self.plan.expected
         held = {id(e) for e in self.unchanged}
         return [e for e in self.plan.expected if id(e) not in held]
@@ -371,7 +371,7 @@ class Migration:
         state = await diff.destination_state(self.dst_api, listing, sel)
         plan = await plan_listing(listing, self.conns.client(self.src.host), self.dst.host, sel,
                                   accessories_known=lambda repo, digests: state.accessories_known(repo, digests, sel))
-        in_place = diff.apply(plan, state).in_place
+        in_place = diff.apply(plan, state)
         return plan, in_place, deletions(plan, listing, state, sel) if self.options.prune else None
 
     async def preflight(self, outcome: MigrationOutcome) -> list[Finding]:

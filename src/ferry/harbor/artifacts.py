@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 import sys
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, overload
 
+from ferry.digests import Packed, pack, unpack
 from ferry.errors import ProtocolError
 from ferry.harbor.client import HarborAPI, project_path, repository_path
 
@@ -49,75 +50,40 @@ async def list_repositories(api: HarborAPI, project: str) -> list[str]:
     return names
 
 
-class Texts:
-    """Strings appended one by one. While they all have one length (Harbor's push times do) they are
-    kept joined, 64 to a chunk, and sliced when read: 24 bytes an entry instead of a 77-byte object."""
+#: accessories, index children, tag push times: kept only for the artifacts that have any
+Extra = tuple[tuple[Accessory, ...], tuple[str, ...], tuple[str, ...]]
+_SIZE = struct.Struct("<q")
 
-    __slots__ = ("_chunks", "_count", "_items", "_tail", "_width")
-    _CHUNK = 64
 
-    def __init__(self) -> None:
-        self._chunks: list[str] = []
-        self._tail = ""  # the last chunk while it fills (a short string copied on append, never a list)
-        self._count, self._width = 0, -1
-        self._items: list[str] | None = None  # set once two lengths were seen: one object an entry
+def _joined(texts: list[str]) -> str | tuple[str, ...]:
+    """Texts of one length (Harbor's push times usually are) as one string sliced when read: no object
+    an entry; of several lengths, a tuple."""
+    return "".join(texts) if len({len(t) for t in texts}) <= 1 else tuple(texts)
 
-    def append(self, text: str) -> None:
-        if self._items is not None:
-            self._items.append(text)
-        elif self._width in (-1, len(text)):
-            self._width = len(text)
-            self._tail += text
-            self._count += 1
-            if self._count % self._CHUNK == 0:
-                self._chunks.append(self._tail)
-                self._tail = ""
-        else:
-            self._items = [self[i] for i in range(len(self))] + [text]
-            self._chunks, self._tail = [], ""
 
-    def __len__(self) -> int:
-        return self._count if self._items is None else len(self._items)
-
-    def __getitem__(self, i: int) -> str:
-        if self._items is not None:
-            return self._items[i]
-        if not 0 <= i < self._count:
-            raise IndexError(i)
-        chunk, at = divmod(i, self._CHUNK)
-        w = self._width
-        return (self._tail if chunk == len(self._chunks) else self._chunks[chunk])[at * w:(at + 1) * w]
+def _uniform(texts: list[str]) -> str | tuple[str, ...]:
+    """One text for all (a repository's media type usually is), or a tuple."""
+    return texts[0] if len(set(texts)) == 1 else tuple(texts)
 
 
 class ArtifactList(Sequence[Artifact]):
-    """One repository's artifacts as listed, column by column: a million artifacts cost their digest
-    strings and a few machine words each, not an ``Artifact``, a tag tuple, a push-time string and a
-    size object each. An ``Artifact`` is made when one is read; the planner reads the columns."""
+    """One repository's artifacts as listed, in a few compact columns: a tuple of packed digests
+    (:mod:`ferry.digests`), one of tag names, the sizes as 8-byte integers in one ``bytes``, the push
+    times as one string, the media type once. A million artifacts then cost their digests and a few
+    words each, and a repository a few objects, not an ``Artifact``, a tuple, a string and a number an
+    artifact. An ``Artifact`` is made when one is read; the planner reads the columns."""
 
-    __slots__ = ("_extra", "_media", "_sizes", "_tags", "_times", "digests", "repository")
+    __slots__ = ("_digests", "_extra", "_media", "_sizes", "_tags", "_times", "repository")
 
-    def __init__(self, repository: str) -> None:
-        self.repository = repository
-        self.digests: list[str] = []
-        self._media: list[str] = []  # interned: a few media types for every artifact
-        self._sizes = array("q")
-        self._tags: list[str | tuple[str, ...]] = []  # one tag (the usual case) as the string itself
-        self._times = Texts()
-        # accessories, index children, tag push times: only for the artifacts that have any
-        self._extra: dict[int, tuple[tuple[Accessory, ...], tuple[str, ...], tuple[str, ...]]] = {}
-
-    def append(self, art: Artifact) -> None:
-        i = len(self.digests)
-        self.digests.append(art.digest)
-        self._media.append(sys.intern(art.media_type))
-        self._sizes.append(art.size)
-        self._tags.append(art.tags[0] if len(art.tags) == 1 else art.tags)
-        self._times.append(art.push_time)
-        if art.accessories or art.references or art.tag_push_times:
-            self._extra[i] = (art.accessories, art.references, art.tag_push_times)
+    def __init__(self, repository: str, artifacts: Iterable[Artifact] = ()) -> None:
+        columns = Columns()
+        for art in artifacts:
+            columns.add(art.digest, art.media_type, art.size, art.tags, art.push_time,
+                        (art.accessories, art.references, art.tag_push_times))
+        columns.fill(self, repository)
 
     def __len__(self) -> int:
-        return len(self.digests)
+        return len(self._digests)
 
     @overload
     def __getitem__(self, i: int) -> Artifact: ...
@@ -128,19 +94,84 @@ class ArtifactList(Sequence[Artifact]):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
             i += len(self)
-        accessories, references, tag_times = self._extra.get(i, ((), (), ()))
-        return Artifact(self.repository, self.digests[i], self._media[i], self._sizes[i], self.tags_of(i),
-                        accessories, references, self._times[i], tag_times)
+        accessories, references, tag_times = self._extra.get(i, ((), (), ())) if self._extra else ((), (), ())
+        return Artifact(self.repository, unpack(self._digests[i]), self.media_type(i), self.size(i),
+                        self.tags_of(i), accessories, references, self.push_time(i), tag_times)
+
+    def plain(self, i: int) -> bool:
+        """The ``i``-th artifact has tags and nothing else: no accessory, index child or tag push time."""
+        return bool(self._tags[i]) and not (self._extra and i in self._extra)
+
+    def packed(self, i: int) -> Packed:
+        """The ``i``-th digest as held: a job planned from it shares it."""
+        return self._digests[i]
+
+    def find(self, digest: str) -> int:
+        """Where ``digest`` is listed, or -1."""
+        try:
+            return self._digests.index(pack(digest))
+        except ValueError:
+            return -1
+
+    def media_type(self, i: int) -> str:
+        return self._media if isinstance(self._media, str) else self._media[i]
+
+    def size(self, i: int) -> int:
+        return int(_SIZE.unpack_from(self._sizes, 8 * i)[0])
 
     def tags_of(self, i: int) -> tuple[str, ...]:
         tags = self._tags[i]
         return (tags,) if isinstance(tags, str) else tags
 
+    def push_time(self, i: int) -> str:
+        times = self._times
+        if isinstance(times, tuple):
+            return times[i]
+        width = len(times) // len(self._digests)
+        return times[i * width:(i + 1) * width]
+
     def accessory_digests(self) -> set[str]:
-        return {a.digest for accessories, _, _ in self._extra.values() for a in accessories}
+        return {a.digest for accessories, _, _ in (self._extra or {}).values() for a in accessories}
 
     def sizes(self) -> dict[str, int]:
-        return dict(zip(self.digests, self._sizes, strict=True))
+        return {unpack(d): self.size(i) for i, d in enumerate(self._digests)}
+
+
+class Columns:
+    """An ``ArtifactList`` while it is listed: plain lists, made compact once by :meth:`fill`."""
+
+    __slots__ = ("digests", "extra", "media", "sizes", "tags", "times")
+
+    def __init__(self) -> None:
+        self.digests: list[Packed] = []
+        self.media: list[str] = []
+        self.sizes: list[int] = []
+        self.tags: list[str | tuple[str, ...]] = []  # one tag (the usual case) as the string itself
+        self.times: list[str] = []
+        self.extra: dict[int, Extra] = {}
+
+    def add(self, digest: str, media_type: str, size: int, tags: tuple[str, ...], pushed: str, extra: Extra) -> None:
+        if any(extra):
+            self.extra[len(self.digests)] = extra
+        self.digests.append(pack(digest))
+        self.media.append(media_type)
+        self.sizes.append(size)
+        self.tags.append(tags[0] if len(tags) == 1 else tags)
+        self.times.append(pushed)
+
+    def fill(self, out: ArtifactList, repository: str) -> None:
+        out.repository = repository
+        out._digests = tuple(self.digests)
+        out._media = _uniform(self.media) if self.media else ""
+        out._sizes = struct.pack(f"<{len(self.sizes)}q", *self.sizes)
+        out._tags = tuple(self.tags)
+        out._times = _joined(self.times)
+        out._extra = self.extra or None
+
+    def build(self, repository: str) -> ArtifactList:
+        out = ArtifactList.__new__(ArtifactList)
+        self.fill(out, repository)
+        return out
 
 
 def accessory_digests(artifacts: Iterable[Artifact]) -> set[str]:
@@ -150,27 +181,31 @@ def accessory_digests(artifacts: Iterable[Artifact]) -> set[str]:
     return {a.digest for art in artifacts for a in art.accessories}
 
 
+def _row(a: dict[str, Any], repository: str, host: str, columns: Columns) -> None:
+    digest = a.get("digest")
+    if not isinstance(digest, str):
+        raise ProtocolError(f"{host}: artifact without digest in {repository}")
+    tag_rows = [t for t in (a.get("tags") or ()) if isinstance(t, dict) and t.get("name")]
+    # tag names repeat across repositories (latest, 1.0, …): interned, each is stored once
+    tags = tuple(sys.intern(str(t["name"])) for t in tag_rows)
+    accessories = tuple(
+        Accessory(str(x.get("digest")), str(x.get("type", "")), str(x.get("subject_artifact_digest") or digest))
+        for x in (a.get("accessories") or ()) if isinstance(x, dict) and x.get("digest")
+    )
+    refs = tuple(str(r.get("child_digest")) for r in (a.get("references") or ())
+                 if isinstance(r, dict) and r.get("child_digest"))
+    # most tags were pushed with their artifact: their time left empty costs nothing per tag
+    pushed = str(a.get("push_time") or "")
+    tag_times = tuple("" if t.get("push_time") in (None, pushed) else str(t["push_time"]) for t in tag_rows)
+    media_type = sys.intern(str(a.get("manifest_media_type") or a.get("media_type") or ""))
+    columns.add(digest, media_type, int(a.get("size") or 0), tags, pushed,
+                (accessories, refs, tag_times if any(tag_times) else ()))
+
+
 async def list_artifacts(api: HarborAPI, repository: str) -> ArtifactList:
     params = {"with_tag": "true", "with_accessory": "true", "with_label": "false",
               "with_scan_overview": "false"}
-    out = ArtifactList(repository)
+    columns = Columns()
     async for a in api.list(f"{repository_path(repository)}/artifacts", params):
-        digest = a.get("digest")
-        if not isinstance(digest, str):
-            raise ProtocolError(f"{api.host}: artifact without digest in {repository}")
-        tag_rows = [t for t in (a.get("tags") or []) if isinstance(t, dict) and t.get("name")]
-        # tag names repeat across repositories (latest, 1.0, …): interned, each is stored once
-        tags = tuple(sys.intern(str(t["name"])) for t in tag_rows)
-        accessories = tuple(
-            Accessory(str(x.get("digest")), str(x.get("type", "")), str(x.get("subject_artifact_digest") or digest))
-            for x in (a.get("accessories") or []) if isinstance(x, dict) and x.get("digest")
-        )
-        refs = tuple(str(r.get("child_digest")) for r in (a.get("references") or [])
-                     if isinstance(r, dict) and r.get("child_digest"))
-        # most tags were pushed with their artifact: their time left empty costs nothing per tag
-        pushed = str(a.get("push_time") or "")
-        tag_times = tuple("" if t.get("push_time") in (None, pushed) else str(t["push_time"]) for t in tag_rows)
-        media_type = str(a.get("manifest_media_type") or a.get("media_type") or "")
-        out.append(Artifact(repository, digest, media_type, int(a.get("size") or 0), tags, accessories, refs,
-                            pushed, tag_times if any(tag_times) else ()))
-    return out
+        _row(a, repository, api.host, columns)
+    return columns.build(repository)

@@ -64,20 +64,17 @@ async def destination_state(api: HarborAPI, source: HarborListing, sel: Selectio
     return state
 
 
-@dataclass(slots=True)
-class Difference:
-    in_place: list[Expected]  # already at the destination with the source digest: nothing to do
-    to_check: list[Expected]  # to verify against the destination registry after the copy
-
-
-def apply(plan: MigrationPlan, state: DestinationState) -> Difference:
-    """Drop from ``plan`` every job the destination already holds; what is left is what differs.
-    A Harbor plan's jobs are their own verification entries, so an entry held drops its job."""
-    diff = Difference(in_place=[], to_check=[])
+def apply(plan: MigrationPlan, state: DestinationState) -> list[Expected]:
+    """Drop from ``plan`` every job the destination already holds and return those entries; what is
+    left is what differs. A Harbor plan's jobs are their own verification entries, so an entry held
+    drops its job. A repository the destination does not have holds nothing: no ref is made for it."""
+    in_place = []
     for e in plan.expected:
-        (diff.in_place if state.holds(e.destination, e.digest) else diff.to_check).append(e)
-    if diff.in_place:
-        held = set(map(id, diff.in_place))
+        repo, _ = e.destination_parts()
+        if getattr(repo, "repository", None) in state.tags and state.holds(e.destination, e.digest):
+            in_place.append(e)
+    if in_place:
+        held = set(map(id, in_place))
         plan.images = [j for j in plan.images if id(j) not in held]
         plan.accessories = [j for j in plan.accessories if id(j) not in held]
-    return diff
+    return in_place

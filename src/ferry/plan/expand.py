@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from ferry.errors import ConfigError, FerryError, UsageError
-from ferry.plan.model import Job, Rule
+from ferry.plan.model import Job, Route, Rule
 from ferry.plan.semver import Constraint, SemverError, parse_constraint
 from ferry.refs import ImageRef, RegistryRef, is_tag
 
@@ -116,12 +116,13 @@ def _select(rule: Rule, tags: list[str], constraint: Constraint | None) -> list[
 
 def _jobs_for(rule: Rule, tags: list[str]) -> list[Job]:
     src, dest = rule.source.repo_ref(), rule.destination
+    route = Route(src, dest, rule.origin)  # what the rule's jobs of one name on both sides share
     jobs: list[Job] = []
     for tag in tags:
         if dest.tag:
             jobs.append(Job(src.with_tag(tag), dest, rule.origin))
         elif not rule.tag_suffix:
-            jobs.append(Job.named(src, dest, tag, rule.origin))  # refs made when asked: a small object a tag
+            jobs.append(Job.named(route, tag))  # refs made when asked: a small object a tag
         else:
             new_tag = tag + rule.tag_suffix
             if not is_tag(new_tag):
@@ -129,7 +130,7 @@ def _jobs_for(rule: Rule, tags: list[str]) -> list[Job]:
             jobs.append(Job(src.with_tag(tag), dest.with_tag(new_tag), rule.origin))
     for digest in rule.select.digests:
         jobs.append(Job(src.with_digest(digest), dest, rule.origin) if dest.tag
-                    else Job.named(src, dest, digest, rule.origin))
+                    else Job.named(route, digest))
     return jobs
 
 

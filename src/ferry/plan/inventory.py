@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
+from ferry.digests import Packed
 from ferry.errors import UsageError
 from ferry.harbor.artifacts import Artifact, ArtifactList, accessory_digests, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
-from ferry.plan.model import Job
+from ferry.plan.model import Job, Route
 from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
 
@@ -74,8 +75,8 @@ class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
         repository, digest = key
         arts = self._listed.get(repository, ())
         if isinstance(arts, ArtifactList):  # its digest column: no artifact made but the one found
-            if digest in arts.digests:
-                return arts[arts.digests.index(digest)]
+            if (i := arts.find(digest)) >= 0:
+                return arts[i]
             raise KeyError(key)
         for art in arts:
             if art.digest == digest:
@@ -146,32 +147,52 @@ class HarborListing:
     artifacts: dict[str, Sequence[Artifact]]  # repository → artifacts (an ``ArtifactList`` as listed)
 
 
-def _add(plan: MigrationPlan, project: str, src: RegistryRef, dst: RegistryRef, name: str, digest: str | None,
-         *, accessory: bool = False, pushed: str = "") -> None:
-    """``name`` (tag or digest) of the repositories ``src`` and ``dst``: one job, also the verification entry."""
-    job = Job.named(src, dst, name, project, digest)
+def _add(plan: MigrationPlan, route: Route, name: str, digest: Packed | None, *, accessory: bool = False,
+         pushed: str = "") -> None:
+    """``name`` (tag or digest) in the repositories of ``route``: one job, also the verification entry."""
+    job = Job.named(route, name, digest)
     (plan.accessories if accessory else plan.images).append(job)
     (plan.accessory_times if accessory else plan.image_times).append(pushed)
     plan.expected.append(job)
 
 
-def _plan_artifact(plan: MigrationPlan, sel: Selection, project: str, art: Artifact, src_base: RegistryRef,
-                   dst_base: RegistryRef, accessory_tags: dict[str, list[str]]) -> None:
-    tags = [t for t in art.tags if sel.tag_selected(t)] if sel.tags or sel.exclude_tags else art.tags
+def _selected(sel: Selection, tags: tuple[str, ...]) -> Sequence[str]:
+    return [t for t in tags if sel.tag_selected(t)] if sel.tags or sel.exclude_tags else tags
+
+
+def _plan_artifact(plan: MigrationPlan, sel: Selection, route: Route, art: Artifact, digest: Packed,
+                   accessory_tags: dict[str, list[str]]) -> None:
+    """An artifact's jobs; ``digest`` is its digest as the listing holds it (the jobs share it)."""
+    tags = _selected(sel, art.tags)
     if not tags and not (sel.include_untagged and not art.tags):
         return
     for tag in tags:
-        _add(plan, project, src_base, dst_base, tag, art.digest, pushed=art.pushed(tag))
+        _add(plan, route, tag, digest, pushed=art.pushed(tag))
     if not art.tags:
-        _add(plan, project, src_base, dst_base, art.digest, art.digest, pushed=art.push_time)
+        _add(plan, route, art.digest, digest, pushed=art.push_time)
     for acc in art.accessories:
         # An accessory keeps the tags it has at the source (cosign's sha256-<subject hex>.sig, which
         # cosign looks signatures up by); one without tags travels by digest, found through its subject.
         acc_tags = accessory_tags.get(acc.digest, [])
         for tag in acc_tags:
-            _add(plan, project, src_base, dst_base, tag, acc.digest, accessory=True, pushed=art.push_time)
+            _add(plan, route, tag, acc.digest, accessory=True, pushed=art.push_time)
         if not acc_tags:
-            _add(plan, project, src_base, dst_base, acc.digest, acc.digest, accessory=True, pushed=art.push_time)
+            _add(plan, route, acc.digest, acc.digest, accessory=True, pushed=art.push_time)
+
+
+def _plan_repository(plan: MigrationPlan, sel: Selection, route: Route, arts: Sequence[Artifact],
+                     accessory_tags: dict[str, list[str]]) -> None:
+    if not isinstance(arts, ArtifactList):
+        for art in arts:
+            _plan_artifact(plan, sel, route, art, art.digest, accessory_tags)
+        return
+    for i in range(len(arts)):
+        if arts.plain(i):  # tagged, nothing else: read from the columns, no artifact made
+            pushed, digest = arts.push_time(i), arts.packed(i)
+            for tag in _selected(sel, arts.tags_of(i)):
+                _add(plan, route, tag, digest, pushed=pushed)
+        else:
+            _plan_artifact(plan, sel, route, arts[i], arts.packed(i), accessory_tags)
 
 
 async def _accessory_tags(client: RegistryClient, repo: str, accessories: set[str]) -> dict[str, list[str]]:
@@ -211,12 +232,10 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
                         await bounded_map(lambda ra: _accessory_tags(client, *ra), with_accessories), strict=True))
     for project, repos in listing.repositories.items():
         for repo in repos:
-            # one base ref per repository: the refs of its tags share their registry and repository strings
-            src_base = RegistryRef(client.registry, repo)
-            dst_base = RegistryRef(dst_reg, sel.dest_repository(repo))
+            # one route per repository: its tags' jobs share their repositories and project
+            route = Route(RegistryRef(client.registry, repo), RegistryRef(dst_reg, sel.dest_repository(repo)), project)
             images_from, accessories_from = len(plan.images), len(plan.accessories)
-            for art in listing.artifacts[repo]:
-                _plan_artifact(plan, sel, project, art, src_base, dst_base, tag_maps.get(repo, {}))
+            _plan_repository(plan, sel, route, listing.artifacts[repo], tag_maps.get(repo, {}))
             plan.in_push_order(images_from, accessories_from)
     return plan
 
@@ -247,10 +266,10 @@ async def catalog_inventory(client: RegistryClient, dst_reg: str, sel: Selection
     for repo, tags in zip(repos, tag_lists, strict=True):
         project = project_of(repo)
         plan.repositories.setdefault(project, []).append(repo)
-        src_base = RegistryRef(client.registry, repo)
-        dst_base = RegistryRef(dst_reg, sel.dest_repository(placed(repo)))
+        route = Route(RegistryRef(client.registry, repo), RegistryRef(dst_reg, sel.dest_repository(placed(repo))),
+                      project)
         for tag in sorted(tags):
             if sel.tag_selected(tag):
                 # cosign's tag-style signatures travel as ordinary tags from a plain registry
-                _add(plan, project, src_base, dst_base, tag, None, accessory=tag.startswith("sha256-"))
+                _add(plan, route, tag, None, accessory=tag.startswith("sha256-"))
     return plan
