@@ -14,12 +14,14 @@ refuse. Each finding says what and how to fix it; any of them stops the run befo
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from rich.filesize import decimal
 
 from ferry.concurrency import bounded_map
+from ferry.digests import Packed
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.destination import PUSH_ROLES, Quota, immutable_tags, project_quota, project_roles
 from ferry.harbor.system import is_read_only
@@ -65,10 +67,9 @@ async def preflight(api: HarborAPI, plan: MigrationPlan, targets: list[Target], 
         expected[e.project].append(e)
 
     async def check(t: Target) -> list[Finding]:
-        refs = [r for r in (j.destination for j in jobs.get(t.source, ())) if isinstance(r, RegistryRef)]
-        if not refs:
+        own = [j for j in jobs.get(t.source, ()) if isinstance(j.destination_parts()[0], RegistryRef)]
+        if not own:
             return []
-        digests = {str(e.destination): e.digest for e in expected.get(t.source, ())}
         out = []
         if t.exists and user is not None and not user.sysadmin:
             roles = await project_roles(api, t.destination)
@@ -76,8 +77,11 @@ async def preflight(api: HarborAPI, plan: MigrationPlan, targets: list[Target], 
                 out.append(Finding("push", t.destination, f"user {user.username!r} may not push to destination "
                                    f"project {t.destination}", f"make {user.username!r} a developer, maintainer or "
                                    "project admin of it, or use an account that may push"))
-        out += _quota(t, await project_quota(api, t.destination) if t.exists else _new_quota(t), refs, digests, plan)
-        if t.exists:
+        wanted = _wanted(own, expected.get(t.source, ()))
+        out += _quota(t, await project_quota(api, t.destination) if t.exists else _new_quota(t), wanted, plan)
+        if t.exists:  # refs made only for a project that exists: only there can a tag be protected
+            refs = [cast(RegistryRef, j.destination) for j in own]
+            digests = {str(e.destination): e.digest for e in expected.get(t.source, ())}
             out += await _immutable(api, t.destination, refs, digests)
         return out
 
@@ -90,12 +94,21 @@ def _new_quota(t: Target) -> Quota | None:
     return None if t.storage_limit is None else Quota(t.storage_limit, 0)
 
 
-def _quota(t: Target, quota: Quota | None, refs: list[RegistryRef], digests: dict[str, str | None],
-           plan: MigrationPlan) -> list[Finding]:
+def _wanted(jobs: list[Job], expected: Iterable[Expected]) -> set[Packed]:
+    """The digests ``jobs`` push, each once: a job's own, or its verification entry's (an import's job
+    copies a layout entry to a tag, and its entry holds the digest)."""
+    wanted = {j.packed_digest for j in jobs if j.packed_digest is not None}
+    if len(wanted) < len(jobs) and any(j.packed_digest is None for j in jobs):
+        by_destination = {e.destination_parts(): e.packed_digest for e in expected}
+        wanted.update(d for j in jobs if j.packed_digest is None
+                      and (d := by_destination.get(j.destination_parts())) is not None)
+    return wanted
+
+
+def _quota(t: Target, quota: Quota | None, wanted: set[Packed], plan: MigrationPlan) -> list[Finding]:
     headroom = quota.headroom if quota else None
     if quota is None or headroom is None:
         return []
-    wanted = {d for d in (r.digest or digests.get(str(r)) for r in refs) if d}
     sizes = plan.listed_sizes(t.source)
     size = sum(sizes.get(d, 0) for d in wanted)
     if size <= headroom:

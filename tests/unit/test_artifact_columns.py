@@ -45,7 +45,7 @@ def test_columns_of_one_kind_and_of_several_read_back_alike() -> None:
     for given in (arts, uniform, odd):
         listed = ArtifactList("p/app", given)
         assert list(listed) == given
-        assert listed.sizes() == {a.digest: a.size for a in given}
+        assert listed.sizes() == {pack(a.digest): a.size for a in given}
         assert [listed.find(a.digest) for a in given] == list(range(len(given)))
     assert ArtifactList("p/app", odd).find("sha256:" + "0" * 64) == 0 and ArtifactList("p/app").find(real) == -1
 

@@ -20,6 +20,7 @@ from ferry.airgap.charts import DiskCharts, chart_version
 from ferry.airgap.description import Description, Image, read_description
 from ferry.chart_migration import ChartOutcome, chart_jobs, chart_mode
 from ferry.configuration import ConfigSource, DescribedSource
+from ferry.digests import pack
 from ferry.engine import RunEvents
 from ferry.harbor.charts import ChartMuseumAPI
 from ferry.harbor.client import HarborAPI, User
@@ -105,7 +106,7 @@ class Import(Migration):
                 plan.repositories[project].append(dst.repository)  # as the destination names it
         for p in self.description.projects:
             for r in p.repositories:
-                plan.sizes.update({a.digest: a.size for a in r.artifacts if a.size is not None})
+                plan.sizes.update({pack(a.digest): a.size for a in r.artifacts if a.size is not None})
         # A Harbor's empty projects are created too (as migrate does); a registry's "projects" are path prefixes.
         plan.projects = [p for name, p in projects.items() if name in plan.repositories or src_harbor]
         return plan

@@ -209,7 +209,8 @@ def _print_plan(console: Console, outcome: MigrationOutcome, shown: int = 20) ->
         size = "?"
         if plan.source_is_harbor:
             sizes = plan.listed_sizes(po.name)
-            size = decimal(sum(sizes.get(d, 0) for d in {e.digest for e in expected.get(po.name, ()) if e.digest}))
+            digests = {e.packed_digest for e in expected.get(po.name, ())}
+            size = decimal(sum(sizes.get(d, 0) for d in digests if d is not None))
         table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
                       str(len(images.get(po.name, ()))), str(accessories[po.name]), size)
     console.print(table)

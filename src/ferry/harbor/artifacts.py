@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -52,7 +52,6 @@ async def list_repositories(api: HarborAPI, project: str) -> list[str]:
 
 #: accessories, index children, tag push times: kept only for the artifacts that have any
 Extra = tuple[tuple[Accessory, ...], tuple[str, ...], tuple[str, ...]]
-_SIZE = struct.Struct("<q")
 
 
 def _joined(texts: list[str]) -> str | tuple[str, ...]:
@@ -117,7 +116,7 @@ class ArtifactList(Sequence[Artifact]):
         return self._media if isinstance(self._media, str) else self._media[i]
 
     def size(self, i: int) -> int:
-        return int(_SIZE.unpack_from(self._sizes, 8 * i)[0])
+        return int.from_bytes(self._sizes[8 * i:8 * i + 8], sys.byteorder, signed=True)
 
     def tags_of(self, i: int) -> tuple[str, ...]:
         tags = self._tags[i]
@@ -133,8 +132,9 @@ class ArtifactList(Sequence[Artifact]):
     def accessory_digests(self) -> set[str]:
         return {a.digest for accessories, _, _ in (self._extra or {}).values() for a in accessories}
 
-    def sizes(self) -> dict[str, int]:
-        return {unpack(d): self.size(i) for i, d in enumerate(self._digests)}
+    def sizes(self) -> dict[Packed, int]:
+        """Packed digest → size of every artifact listed."""
+        return dict(zip(self._digests, array("q", self._sizes), strict=True))
 
 
 class Columns:
@@ -163,7 +163,7 @@ class Columns:
         out.repository = repository
         out._digests = tuple(self.digests)
         out._media = _uniform(self.media) if self.media else ""
-        out._sizes = struct.pack(f"<{len(self.sizes)}q", *self.sizes)
+        out._sizes = array("q", self.sizes).tobytes()  # 8 bytes a size, one object
         out._tags = tuple(self.tags)
         out._times = _joined(self.times)
         out._extra = self.extra or None
@@ -185,27 +185,30 @@ def _row(a: dict[str, Any], repository: str, host: str, columns: Columns) -> Non
     digest = a.get("digest")
     if not isinstance(digest, str):
         raise ProtocolError(f"{host}: artifact without digest in {repository}")
-    tag_rows = [t for t in (a.get("tags") or ()) if isinstance(t, dict) and t.get("name")]
-    # tag names repeat across repositories (latest, 1.0, …): interned, each is stored once
-    tags = tuple(sys.intern(str(t["name"])) for t in tag_rows)
+    pushed = str(a.get("push_time") or "")
+    tags: list[str] = []
+    tag_times: list[str] = []  # most tags were pushed with their artifact: "" then, and none kept at all
+    for t in a.get("tags") or ():
+        if isinstance(t, dict) and t.get("name"):
+            tags.append(sys.intern(str(t["name"])))  # tag names repeat across repositories: each is stored once
+            at = t.get("push_time")
+            tag_times.append("" if at in (None, pushed) else str(at))
     accessories = tuple(
         Accessory(str(x.get("digest")), str(x.get("type", "")), str(x.get("subject_artifact_digest") or digest))
-        for x in (a.get("accessories") or ()) if isinstance(x, dict) and x.get("digest")
-    )
-    refs = tuple(str(r.get("child_digest")) for r in (a.get("references") or ())
-                 if isinstance(r, dict) and r.get("child_digest"))
-    # most tags were pushed with their artifact: their time left empty costs nothing per tag
-    pushed = str(a.get("push_time") or "")
-    tag_times = tuple("" if t.get("push_time") in (None, pushed) else str(t["push_time"]) for t in tag_rows)
+        for x in a.get("accessories") or () if isinstance(x, dict) and x.get("digest")
+    ) if a.get("accessories") else ()
+    refs = tuple(str(r.get("child_digest")) for r in a.get("references") or ()
+                 if isinstance(r, dict) and r.get("child_digest")) if a.get("references") else ()
     media_type = sys.intern(str(a.get("manifest_media_type") or a.get("media_type") or ""))
-    columns.add(digest, media_type, int(a.get("size") or 0), tags, pushed,
-                (accessories, refs, tag_times if any(tag_times) else ()))
+    columns.add(digest, media_type, int(a.get("size") or 0), tuple(tags), pushed,
+                (accessories, refs, tuple(tag_times) if any(tag_times) else ()))
 
 
 async def list_artifacts(api: HarborAPI, repository: str) -> ArtifactList:
     params = {"with_tag": "true", "with_accessory": "true", "with_label": "false",
               "with_scan_overview": "false"}
     columns = Columns()
-    async for a in api.list(f"{repository_path(repository)}/artifacts", params):
-        _row(a, repository, api.host, columns)
+    async for page in api.pages(f"{repository_path(repository)}/artifacts", params):
+        for a in page:
+            _row(a, repository, api.host, columns)
     return columns.build(repository)

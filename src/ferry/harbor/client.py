@@ -68,15 +68,21 @@ class HarborAPI:
 
     async def list(self, path: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every object of a paged listing, page after page."""
+        async for page in self.pages(path, params):
+            for item in page:
+                yield item
+
+    async def pages(self, path: str, params: dict[str, str] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """The pages of a paged listing, each a list of objects (a million rows cost no step of an
+        async generator each)."""
         query = {"page": "1", "page_size": str(PAGE_SIZE), **(params or {})}
         async for page in self.http.pages(API + path, params=query, basic=True, what=f"Harbor API {path}",
                                           limit=_ANSWER_LIMIT):
             if not isinstance(page, list):
                 raise ProtocolError(f"{self.host}: Harbor API {path} did not answer a list")
-            for item in page:
-                if not isinstance(item, dict):
-                    raise ProtocolError(f"{self.host}: Harbor API {path} listed a non-object")
-                yield item
+            if not all(isinstance(item, dict) for item in page):
+                raise ProtocolError(f"{self.host}: Harbor API {path} listed a non-object")
+            yield page
 
     async def send(self, method: str, path: str, body: Any, *, ok: tuple[int, ...], allow: tuple[int, ...] = (),
                    what: str) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ferry.concurrency import bounded_map
-from ferry.digests import Packed
+from ferry.digests import Packed, pack
 from ferry.errors import UsageError
 from ferry.harbor.artifacts import Artifact, ArtifactList, accessory_digests, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
@@ -89,12 +89,12 @@ class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
     def __len__(self) -> int:
         return sum(map(len, self._listed.values()))
 
-    def sizes(self, repositories: Iterable[str]) -> dict[str, int]:
-        """Digest → size of every artifact listed in ``repositories``."""
-        out: dict[str, int] = {}
+    def sizes(self, repositories: Iterable[str]) -> dict[Packed, int]:
+        """Packed digest → size of every artifact listed in ``repositories``."""
+        out: dict[Packed, int] = {}
         for repo in repositories:
             arts = self._listed.get(repo, ())
-            out.update(arts.sizes() if isinstance(arts, ArtifactList) else {a.digest: a.size for a in arts})
+            out.update(arts.sizes() if isinstance(arts, ArtifactList) else {pack(a.digest): a.size for a in arts})
         return out
 
 
@@ -104,9 +104,9 @@ class MigrationPlan:
     images: list[Job] = field(default_factory=list)
     accessories: list[Job] = field(default_factory=list)  # after their subjects
     expected: list[Expected] = field(default_factory=list)
-    # artifact digest → size where no listing holds the artifacts (an import's description); a Harbor
-    # source's sizes stay in its listing: see ``listed_sizes``
-    sizes: dict[str, int] = field(default_factory=dict)
+    # packed artifact digest → size where no listing holds the artifacts (an import's description); a
+    # Harbor source's sizes stay in its listing: see ``listed_sizes``
+    sizes: dict[Packed, int] = field(default_factory=dict)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
     source_is_harbor: bool = False
@@ -130,9 +130,9 @@ class MigrationPlan:
     def jobs(self) -> list[Job]:
         return self.images + self.accessories
 
-    def listed_sizes(self, project: str) -> dict[str, int]:
-        """Digest → size of one source project's artifacts. Made a project at a time: a dict of a
-        million sizes weighs 70 MB, and only one project's quota or printout needs them at once."""
+    def listed_sizes(self, project: str) -> dict[Packed, int]:
+        """Packed digest (:mod:`ferry.digests`) → size of one source project's artifacts. Made a project
+        at a time: a dict of a million sizes weighs 70 MB, and one project's quota or printout needs them."""
         if isinstance(self.artifacts, ArtifactIndex):
             return self.artifacts.sizes(self.repositories.get(project, ()))
         return self.sizes
