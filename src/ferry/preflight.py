@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from itertools import chain
 from typing import Any, cast
 
 from rich.filesize import decimal
@@ -60,11 +61,13 @@ async def preflight(api: HarborAPI, plan: MigrationPlan, targets: list[Target], 
                                 "Settings → Repository Read Only)"))
     # by project, refs and digests made for one project at a time: never a string and a ref per tag at once
     jobs: dict[str, list[Job]] = defaultdict(list)
-    for job in plan.jobs:
+    for job in chain(plan.images, plan.accessories):
         jobs[job.origin].append(job)
+    # the entries are needed where a job holds no digest (an import) or a tag may be protected
     expected: dict[str, list[Expected]] = defaultdict(list)
-    for e in plan.expected:
-        expected[e.project].append(e)
+    if any(t.exists for t in targets) or any(j.packed_digest is None for j in chain(plan.images, plan.accessories)):
+        for e in plan.expected:
+            expected[e.project].append(e)
 
     async def check(t: Target) -> list[Finding]:
         own = [j for j in jobs.get(t.source, ()) if isinstance(j.destination_parts()[0], RegistryRef)]

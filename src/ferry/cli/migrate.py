@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
+from itertools import chain, groupby
+from operator import attrgetter
 from typing import Annotated, cast
 
 import typer
@@ -23,7 +25,7 @@ from ferry.engine import EngineOptions
 from ferry.errors import PreflightError, RunFailedError, UsageError
 from ferry.journal import JobStatus, Journal, default_path
 from ferry.migration import Migration, MigrationOptions, MigrationOutcome, SideOptions
-from ferry.plan.inventory import Selection, parse_maps
+from ferry.plan.inventory import MigrationPlan, Selection, parse_maps
 from ferry.plan.model import Job
 from ferry.plan.shard import journal_name, parse_shard
 from ferry.preflight import Finding
@@ -194,25 +196,34 @@ def _repository_lines(jobs: list[Job], shown: int) -> dict[str, tuple[list[str],
     return lines
 
 
+def _bytes_by_project(plan: MigrationPlan) -> dict[str, int]:
+    """Each project's listed artifact sizes, each planned digest once. A plan is made project by
+    project, so one project's digests are held at a time; a project met again later (an import's
+    plan may mix them) is counted again over all its entries."""
+    out: dict[str, int] = {}
+    for project, run in groupby(plan.expected, key=attrgetter("origin")):
+        entries = (e for e in plan.expected if e.origin == project) if project in out else run
+        sizes = plan.listed_sizes(project)
+        out[project] = sum(sizes.get(d, 0) for d in {e.packed_digest for e in entries} if d is not None)
+    return out
+
+
 def _print_plan(console: Console, outcome: MigrationOutcome, shown: int = 20) -> None:
     """One table row per project, then one plain line per repository (its first ``shown`` tags).
     Counted a project at a time: a million tags print 100,000 lines, never a million-row table, and
     the digests and sizes of one project are held at once, never the inventory's."""
     plan = outcome.plan
-    images, expected = _by_project(plan.images), _by_project(plan.expected)
+    images = _by_project(plan.images)
     accessories = Counter(j.origin for j in plan.accessories)
+    sizes = _bytes_by_project(plan) if plan.source_is_harbor else {}
     table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
                   header_style="bold")
     for col in ("project", "→", "action", "repos", "tags+digests", "accessories", "bytes (artifacts)"):
         table.add_column(col)
     for po in outcome.projects:
-        size = "?"
-        if plan.source_is_harbor:
-            sizes = plan.listed_sizes(po.name)
-            digests = {e.packed_digest for e in expected.get(po.name, ())}
-            size = decimal(sum(sizes.get(d, 0) for d in digests if d is not None))
         table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
-                      str(len(images.get(po.name, ()))), str(accessories[po.name]), size)
+                      str(len(images.get(po.name, ()))), str(accessories[po.name]),
+                      decimal(sizes.get(po.name, 0)) if plan.source_is_harbor else "?")
     console.print(table)
     out = console.file
     for po in outcome.projects:
@@ -331,8 +342,7 @@ async def _run(options: MigrationOptions, *, journal_path: str | None, report: s
     try:
         outcome = await migration.prepare()
         if not options.verify_only:
-            for job in outcome.plan.jobs:
-                state.policy.check(job.source)
+            state.policy.check_all(chain(outcome.plan.images, outcome.plan.accessories))
             await _preflight(console, migration, outcome, quiet=quiet)  # issue 12
         if options.dry_run:
             await migration.dry_run(outcome)

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 from ferry.refs import ImageRef
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ferry.engine import Admission
     from ferry.media import Manifest
+    from ferry.plan.model import Job
     from ferry.policy import Policy
     from ferry.signed_by import Keyrings
     from ferry.transports.base import Source
@@ -55,6 +58,13 @@ class TrustPolicy:
         from ferry import policy
 
         policy.check(self._policy(), source)
+
+    def check_all(self, jobs: Iterable[Job]) -> None:
+        """:meth:`check` for every job's source; a policy that accepts anything asks for no job's ref
+        (a million jobs would make a million refs for nothing)."""
+        if not self._accepts_anything():
+            for job in jobs:
+                self.check(job.source)
 
     async def admit(self, source: ImageRef, src: Source, reference: str) -> Manifest | None:
         """Raise (exit 3) when the policy refuses ``source``; its manifest when signatures were checked

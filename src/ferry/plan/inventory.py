@@ -45,8 +45,11 @@ class Selection:
         return not any(fnmatch.fnmatchcase(tag, g) for g in self.exclude_tags)
 
     def dest_repository(self, full_name: str) -> str:
+        """The destination's name for a source repository (the same string when its project is not mapped)."""
         project, _, inner = full_name.partition("/")
-        return f"{self.project_map.get(project, project)}/{inner}" if inner else self.project_map.get(project, project)
+        if project not in self.project_map:
+            return full_name
+        return f"{self.project_map[project]}/{inner}" if inner else self.project_map[project]
 
 
 def parse_maps(values: Iterable[str]) -> dict[str, str]:
