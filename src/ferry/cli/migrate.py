@@ -177,14 +177,19 @@ def _registry_side(job: Job) -> tuple[str, str]:
     return cast(RegistryRef, ref).repository, name
 
 
-def _by_project(jobs: Iterable[Job]) -> dict[str, list[Job]]:
-    out: dict[str, list[Job]] = defaultdict(list)
-    for j in jobs:
-        out[j.origin].append(j)
+def _runs(jobs: list[Job]) -> dict[str, list[slice]]:
+    """Where each origin's jobs lie in ``jobs``: one run a project in a plan made project by project
+    (an import's may mix them), and no list of a project's jobs held beside the plan's."""
+    out: dict[str, list[slice]] = defaultdict(list)
+    start = 0
+    for origin, run in groupby(jobs, key=attrgetter("origin")):
+        end = start + sum(1 for _ in run)
+        out[origin].append(slice(start, end))
+        start = end
     return out
 
 
-def _repository_lines(jobs: list[Job], shown: int) -> dict[str, tuple[list[str], int]]:
+def _repository_lines(jobs: Iterable[Job], shown: int) -> dict[str, tuple[list[str], int]]:
     """Repository → its first ``shown`` tags (or digests) and how many it has."""
     lines: dict[str, tuple[list[str], int]] = {}
     for j in jobs:
@@ -213,7 +218,7 @@ def _print_plan(console: Console, outcome: MigrationOutcome, shown: int = 20) ->
     Counted a project at a time: a million tags print 100,000 lines, never a million-row table, and
     the digests and sizes of one project are held at once, never the inventory's."""
     plan = outcome.plan
-    images = _by_project(plan.images)
+    images = _runs(plan.images)
     accessories = Counter(j.origin for j in plan.accessories)
     sizes = _bytes_by_project(plan) if plan.source_is_harbor else {}
     table = Table(title=f"plan: {outcome.source.host} → {outcome.destination.host} (dry run, nothing written)",
@@ -222,14 +227,15 @@ def _print_plan(console: Console, outcome: MigrationOutcome, shown: int = 20) ->
         table.add_column(col)
     for po in outcome.projects:
         table.add_row(po.name, po.destination, po.action, str(len(plan.repositories.get(po.name, []))),
-                      str(len(images.get(po.name, ()))), str(accessories[po.name]),
+                      str(sum(r.stop - r.start for r in images.get(po.name, ()))),
+                      str(accessories[po.name]),
                       decimal(sizes.get(po.name, 0)) if plan.source_is_harbor else "?")
     console.print(table)
     out = console.file
     for po in outcome.projects:
         for d in po.differences:
             console.print(f"project {po.destination}: {d}")
-        lines = _repository_lines(images.get(po.name, []), shown)
+        lines = _repository_lines(chain.from_iterable(plan.images[r] for r in images.get(po.name, ())), shown)
         for repo in plan.repositories.get(po.name, []):
             names, n = lines.get(repo, ([], 0))
             out.write(f"  {repo}: {', '.join(names)}{' …' if n > shown else ''}\n")

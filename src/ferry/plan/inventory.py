@@ -228,9 +228,8 @@ async def plan_listing(listing: HarborListing, client: RegistryClient, dst_reg: 
     true: the accessory tags of ``repo`` need not be looked up (the destination holds them all)."""
     plan = MigrationPlan(projects=listing.projects, source_is_harbor=True, repositories=listing.repositories,
                          artifacts=ArtifactIndex(listing.artifacts))
-    with_accessories = [(r, accessory_digests(arts)) for r, arts in listing.artifacts.items()]
-    with_accessories = [(r, accs) for r, accs in with_accessories
-                        if accs and not (accessories_known and accessories_known(r, accs))]
+    with_accessories = [(r, accs) for r, arts in listing.artifacts.items() if (accs := accessory_digests(arts))
+                        and not (accessories_known and accessories_known(r, accs))]  # no pair a repository
     tag_maps = dict(zip([r for r, _ in with_accessories],
                         await bounded_map(lambda ra: _accessory_tags(client, *ra), with_accessories), strict=True))
     for project, repos in listing.repositories.items():
