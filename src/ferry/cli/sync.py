@@ -90,6 +90,8 @@ def sync(
         parse_bool(src_tls_verify, "--src-tls-verify")
         rules, amap = image_syncer_rules(config, auth, images, registry, namespace)
     greet(amap, max_requests, (ref for rule in rules for ref in (rule.source, rule.destination)))
+    if max_requests is None:
+        _list_early(rules, amap)
     from ferry.engine import EngineOptions  # aiohttp, while the registries are greeted
     from ferry.plan.shard import parse_shard
 
@@ -103,6 +105,20 @@ def sync(
                             admit=state.policy.admission(), limits=limits)
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
                    log=log, shard=share))
+
+
+#: Tag lists asked for during start-up: as many as the plan lists at once (``ferry.plan.expand``).
+EARLY_LISTINGS = 8
+
+
+def _list_early(rules: list[Rule], amap: AccessMap) -> None:
+    """The first repositories the plan will list, asked for while the engine is imported, from the
+    registries whose greeting finds that they ask for no credential (:func:`ferry.warmup.list_tags`)."""
+    from ferry import warmup
+
+    repos = {rule.source.repo_ref(): None for rule in rules if not (rule.select.tags or rule.select.digests)}
+    for repo in list(repos)[:EARLY_LISTINGS]:
+        warmup.list_tags(repo.registry, amap.for_ref(repo), repo.repository)
 
 
 async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,
