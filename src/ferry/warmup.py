@@ -83,8 +83,8 @@ def started(registry: str, access: Access) -> Future[Greeting | None] | None:
 
 def round_trip() -> float | None:
     """The shortest round trip the greetings answered so far measured (None when none has)."""
-    times = [f.result().round_trip for f in _started.values() if f.done() and f.result() is not None]
-    return min(times, default=None)  # type: ignore[union-attr]
+    greetings = [answer.result() for answer in _started.values() if answer.done()]
+    return min((greeting.round_trip for greeting in greetings if greeting is not None), default=None)
 
 
 def list_tags(registry: str, access: Access, repository: str) -> None:
@@ -105,10 +105,13 @@ def list_tags(registry: str, access: Access, repository: str) -> None:
 
     def greeted(done: Future[Greeting | None]) -> None:
         said = done.result()
-        if said is None or not said.open:
-            listing.set_result(None)
-        else:
-            threading.Thread(target=run, args=(said,), name=f"ferry tags {repository}", daemon=True).start()
+        try:
+            if said is not None and said.open:
+                threading.Thread(target=run, args=(said,), name=f"ferry tags {repository}", daemon=True).start()
+                return
+        except RuntimeError:  # no thread to be had: the client lists it itself
+            pass
+        listing.set_result(None)
 
     greeting.add_done_callback(greeted)
 
