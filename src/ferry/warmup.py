@@ -48,11 +48,20 @@ class Greeting:
     context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What an early ``GET /v2/<repository>/tags/list`` was answered."""
+
+    status: int
+    body: bytes | None  # the JSON body when the list came whole in one page (200, no Link), else None
+    retry_after: str | None = None
+
+
 #: Greetings by registry and TLS settings: credentials play no part in ``GET /v2/``, so every client of a
 #: registry with those settings (one per credential) takes the same answer.
 _started: dict[tuple[str, bool, bool, str | None], Future[Greeting | None]] = {}
-#: Tag lists asked for early, by the greeting's key and repository: the body of the one page, or None.
-_listings: dict[tuple[str, bool, bool, str | None, str], Future[bytes | None]] = {}
+#: Tag lists asked for early, by the greeting's key and repository (None: not sent, or no answer).
+_listings: dict[tuple[str, bool, bool, str | None, str], Future[Listing | None]] = {}
 
 
 def _key(registry: str, access: Access) -> tuple[str, bool, bool, str | None]:
@@ -94,7 +103,7 @@ def list_tags(registry: str, access: Access, repository: str) -> None:
     key = (*_key(registry, access), repository)
     if greeting is None or key in _listings:
         return
-    listing: Future[bytes | None] = Future()
+    listing: Future[Listing | None] = Future()
     _listings[key] = listing
 
     def run(said: Greeting) -> None:
@@ -116,9 +125,9 @@ def list_tags(registry: str, access: Access, repository: str) -> None:
     greeting.add_done_callback(greeted)
 
 
-def listing(registry: str, access: Access, repository: str) -> Future[bytes | None] | None:
-    """The early tag list of ``repository`` (the JSON body of its only page, or None), once: a later
-    listing of the same repository asks the registry again."""
+def listing(registry: str, access: Access, repository: str) -> Future[Listing | None] | None:
+    """The early tag list of ``repository``, once: a later listing of the same repository asks the
+    registry again."""
     return _listings.pop((*_key(registry, access), repository), None)
 
 
@@ -140,12 +149,12 @@ def _exchange(registry: str, access: Access) -> Greeting | None:
     return None
 
 
-def _tag_page(registry: str, said: Greeting, repository: str) -> bytes | None:
-    """The body of ``repository``'s tag list when it came whole in one page (the client's own request)."""
+def _tag_page(registry: str, said: Greeting, repository: str) -> Listing:
+    """``repository``'s tag list, asked for as the client asks for its first page."""
     path = f"/v2/{repository}/tags/list"
     resp, body, _seconds = _get(said.scheme, registry, said.context, path, _LIST_LIMIT + 1)
     whole = resp.status == 200 and resp.getheader("Link") is None and len(body) <= _LIST_LIMIT
-    return body if whole else None
+    return Listing(resp.status, body if whole else None, resp.getheader("Retry-After"))
 
 
 def _https_context(context: ssl.SSLContext | bool) -> ssl.SSLContext:

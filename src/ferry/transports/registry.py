@@ -16,6 +16,7 @@ from ferry.errors import DigestMismatchError, FerryError, NetworkError, NotFound
 from ferry.http import RegistryHTTP
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
+from ferry.retry import RETRYABLE_STATUSES
 from ferry.transports.base import BlobsMissingError, OpenStream
 
 CHUNK = 1024 * 1024
@@ -309,17 +310,28 @@ class RegistryClient:
     async def list_tags(self, repo: str) -> list[str]:
         # distribution 2.8 ignores n/last and sends one page without Link; other registries page.
         what = f"tags of {repo}"
-        early = warmup.listing(self.registry, self.http.access, repo)
-        body = await asyncio.wrap_future(early) if early is not None else None
-        if body is not None:  # asked for during start-up (ferry.warmup): the same request, one page
-            try:
-                page = json.loads(body)
-            except ValueError:
-                page = None  # the client asks again, and reports what it gets
-            if page is not None:
-                self.http.stats.requests += 1
-                return self._page_items(page, "tags", what)
+        early = await self._early_tags(repo, what)
+        if early is not None:
+            return early
         return await self._string_list(f"/v2/{repo}/tags/list", "tags", pull_scope(repo), what)
+
+    async def _early_tags(self, repo: str, what: str) -> list[str] | None:
+        """The tags asked for during start-up (:func:`ferry.warmup.list_tags`: the client's own first
+        request), when they came whole in one page; None: the client lists the repository itself, after
+        the backoff a retryable answer calls for, counted as the retry it is."""
+        early = warmup.listing(self.registry, self.http.access, repo)
+        answer = await asyncio.wrap_future(early) if early is not None else None
+        if answer is None:
+            return None
+        self.http.stats.requests += 1
+        if answer.body is not None:
+            try:
+                return self._page_items(json.loads(answer.body), "tags", what)
+            except ValueError:
+                return None  # not JSON: the client asks again, and reports what it gets
+        if answer.status in RETRYABLE_STATUSES:
+            await self.http.attempts().again(f"GET {what}: HTTP {answer.status}", answer.retry_after)
+        return None
 
     async def catalog(self, page_size: int = 1000) -> list[str]:
         return await self._string_list(
