@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from ferry import __version__
 
@@ -21,9 +20,8 @@ finally:
 """
 
 
-def _ferry(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _WRAPPER, *args], capture_output=True, text=True, timeout=60,
-                          cwd=cwd)
+def _ferry(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _WRAPPER, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_version_prints_the_package_version_without_the_cli_imports() -> None:
@@ -71,22 +69,27 @@ def test_sync_help_imports_its_own_module_and_not_migrate() -> None:
     assert "Usage: ferry sync" in done.stdout and done.stdout.splitlines()[-1] == "alone", done
 
 
-def test_a_sync_of_well_formed_rules_files_imports_no_pydantic(tmp_path: Path) -> None:
+def test_a_sync_of_well_formed_rules_files_imports_no_pydantic() -> None:
     """Plainly well-formed rules are read without their pydantic models (ferry.plan.plain_rules); a file
     the quick reading does not vouch for still gets the models' precise message. The rules list no image,
     so nothing is sent."""
-    (tmp_path / "sync.yaml").write_text("reg.example:\n  tls-verify: false\n  credentials: {username: u, password: p}\n"
-                                        "  images: {}\n")
-    (tmp_path / "images.json").write_text("{}")
-    (tmp_path / "auth.json").write_text('{"reg.example": {"username": "u", "password": "p", "insecure": true}}')
-    (tmp_path / "bad.yaml").write_text('reg.example:\n  tls-verify: "yes"\n  images: {}\n')
-    for args in (["--src", "yaml", "--dest", "docker", "sync.yaml", "dst.example"],
-                 ["--images", "images.json", "--auth", "auth.json"]):
-        done = _ferry("sync", "--quiet", "--journal", str(tmp_path / "journal"), *args, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        loaded = done.stdout.splitlines()[-1]
-        assert loaded.startswith("loaded: aiohttp") and "pydantic" not in loaded, done.stdout
-    done = _ferry("sync", "--quiet", "--src", "yaml", "--dest", "docker", "bad.yaml", "dst.example", cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert 'ferry: bad.yaml:1: key "reg.example": "tls-verify" must be true or false' in done.stderr
-    assert "pydantic" in done.stdout.splitlines()[-1]
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "sync.yaml").write_text("reg.example:\n  tls-verify: false\n  credentials: {username: u, password: p}\n"
+                                     "  images: {}\n")
+        (d / "images.json").write_text("{}")
+        (d / "auth.json").write_text('{"reg.example": {"username": "u", "password": "p", "insecure": true}}')
+        (d / "bad.yaml").write_text('reg.example:\n  tls-verify: "yes"\n  images: {}\n')
+        for args in (["--src", "yaml", "--dest", "docker", str(d / "sync.yaml"), "dst.example"],
+                     ["--images", str(d / "images.json"), "--auth", str(d / "auth.json")]):
+            done = _ferry("sync", "--quiet", "--journal", str(d / "journal"), *args)
+            assert done.returncode == 0, done.stderr
+            loaded = done.stdout.splitlines()[-1]
+            assert loaded.startswith("loaded: aiohttp") and "pydantic" not in loaded, done.stdout
+        done = _ferry("sync", "--quiet", "--src", "yaml", "--dest", "docker", str(d / "bad.yaml"), "dst.example")
+        assert done.returncode == 2, done.stderr
+        assert f'ferry: {d / "bad.yaml"}:1: key "reg.example": "tls-verify" must be true or false' in done.stderr
+        assert "pydantic" in done.stdout.splitlines()[-1]
