@@ -3,8 +3,10 @@ a journal of outcomes. One failing image never stops the others.
 
 How many images are in flight follows the round trip unless ``--proc`` fixes it: an image waits on a
 few round trips one after the other (docs/benchmarks.md, WAN), so a far registry needs many images
-side by side to be kept busy, a near one a few (:func:`ferry.concurrency.images_in_flight`). Memory
-does not grow with them: blob bytes in flight are bounded by the transfers' buffer budget."""
+side by side to be kept busy, a near one a few (:func:`ferry.concurrency.images_in_flight`). The
+first round trip is the shortest one the start-up greetings measured (:func:`ferry.warmup.round_trip`),
+so a far registry's first images do not go in waves of the floor; the images' own probes follow.
+Memory does not grow with them: blob bytes in flight are bounded by the transfers' buffer budget."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ferry import warmup
 from ferry.concurrency import Budget, InFlightSizer
 from ferry.connect import Connections
 from ferry.copy import BlobTransfers, Events, ImageCopier, NoEvents
@@ -93,6 +96,9 @@ class Engine:
         proc = self.options.proc
         self._gate = Budget(max(1, proc) if proc else PROC_FLOOR)
         self.sizer = None if proc else InFlightSizer(self._gate, floor=PROC_FLOOR, cap=PROC_CAP)
+        greeted = warmup.round_trip()
+        if self.sizer is not None and greeted is not None:
+            self.sizer.observe(greeted)
         self.copier = ImageCopier(self.transfers, on_round_trip=self.sizer.observe if self.sizer else None)
 
     async def run(self, jobs: Sequence[Job]) -> RunResult:

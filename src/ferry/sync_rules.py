@@ -17,7 +17,7 @@ from ferry.refs import RegistryRef, parse_repository
 def image_syncer_rules(config: str | None, auth: str | None, images: str | None, registry: str | None,
                        namespace: str | None) -> tuple[list[Rule], AccessMap]:
     """image-syncer's ``--config``, or ``--images`` and ``--auth`` (default ``images.json``/``auth.json``)."""
-    from ferry.plan import imagesyncer  # its models are built only for image-syncer's files (~20 ms)
+    from ferry.plan import imagesyncer  # read only for image-syncer's files
 
     registry = registry or os.environ.get("DEFAULT_REGISTRY") or None
     namespace = namespace or os.environ.get("DEFAULT_NAMESPACE") or None

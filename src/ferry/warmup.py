@@ -10,6 +10,11 @@ requests: the scheme probe and the first 401 then cost no round trip after start
 A greeting only ever informs: one that fails, or finds nothing, leaves the client to probe and
 authenticate as it always does, with its retries and error messages. It sends no credential, and
 over HTTPS it verifies exactly as the client will (:func:`ferry.tls.tls_context`).
+
+A sync's first tag lists go out the same way (:func:`list_tags`), once the greeting has found a
+registry that asks for no credential (``/v2/`` answered 200): the request the client would send, as
+it would send it, but during start-up. Only a whole list in one page is handed over; anything else
+(a 401, a ``Link`` to a next page, an error) is left for the client to ask for itself.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
+import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ferry.access import Access
 from ferry.tls import tls_context
@@ -27,6 +33,7 @@ USER_AGENT = "ferry"
 #: Seconds a greeting may take before it is given up (the client's own probe takes over).
 TIMEOUT = 10.0
 _BODY_LIMIT = 64 * 1024
+_LIST_LIMIT = 4 * 1024 * 1024  # a longer tag list is left to the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +42,26 @@ class Greeting:
 
     scheme: str  # "https" or "http": the scheme that answered
     challenge: str | None  # the WWW-Authenticate header of a 401, else None
+    round_trip: float = 0.0  # seconds from the request to its answer, the connection already open
+    open: bool = False  # answered 200 to a request without credentials: the registry asks for none
+    #: the TLS context it verified with (HTTPS), for the early tag lists to verify alike
+    context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What an early ``GET /v2/<repository>/tags/list`` was answered."""
+
+    status: int
+    body: bytes | None  # the JSON body when the list came whole in one page (200, no Link), else None
+    retry_after: str | None = None
 
 
 #: Greetings by registry and TLS settings: credentials play no part in ``GET /v2/``, so every client of a
 #: registry with those settings (one per credential) takes the same answer.
 _started: dict[tuple[str, bool, bool, str | None], Future[Greeting | None]] = {}
+#: Tag lists asked for early, by the greeting's key and repository (None: not sent, or no answer).
+_listings: dict[tuple[str, bool, bool, str | None, str], Future[Listing | None]] = {}
 
 
 def _key(registry: str, access: Access) -> tuple[str, bool, bool, str | None]:
@@ -68,6 +90,47 @@ def started(registry: str, access: Access) -> Future[Greeting | None] | None:
     return _started.get(_key(registry, access))
 
 
+def round_trip() -> float | None:
+    """The shortest round trip the greetings answered so far measured (None when none has)."""
+    greetings = [answer.result() for answer in _started.values() if answer.done()]
+    return min((greeting.round_trip for greeting in greetings if greeting is not None), default=None)
+
+
+def list_tags(registry: str, access: Access, repository: str) -> None:
+    """Ask for ``repository``'s tags as soon as the greeting of ``registry`` (started with
+    :func:`greet`) finds that it asks for no credential; for :func:`listing` to hand over."""
+    greeting = started(registry, access)
+    key = (*_key(registry, access), repository)
+    if greeting is None or key in _listings:
+        return
+    listing: Future[Listing | None] = Future()
+    _listings[key] = listing
+
+    def run(said: Greeting) -> None:
+        try:
+            listing.set_result(_tag_page(registry, said, repository))
+        except Exception:
+            listing.set_result(None)
+
+    def greeted(done: Future[Greeting | None]) -> None:
+        said = done.result()
+        try:
+            if said is not None and said.open:
+                threading.Thread(target=run, args=(said,), name=f"ferry tags {repository}", daemon=True).start()
+                return
+        except RuntimeError:  # no thread to be had: the client lists it itself
+            pass
+        listing.set_result(None)
+
+    greeting.add_done_callback(greeted)
+
+
+def listing(registry: str, access: Access, repository: str) -> Future[Listing | None] | None:
+    """The early tag list of ``repository``, once: a later listing of the same repository asks the
+    registry again."""
+    return _listings.pop((*_key(registry, access), repository), None)
+
+
 def _exchange(registry: str, access: Access) -> Greeting | None:
     if access.plain_http:
         schemes = ("http",)
@@ -75,31 +138,50 @@ def _exchange(registry: str, access: Access) -> Greeting | None:
         schemes = ("https",)
     else:  # skopeo's order with verification off: HTTPS first, plain HTTP when HTTPS fails
         schemes = ("https", "http")
-    context = tls_context(registry, access)
+    context = _https_context(tls_context(registry, access)) if "https" in schemes else None
     for scheme in schemes:
         try:
-            return _get_v2(scheme, registry, context)
+            resp, _body, seconds = _get(scheme, registry, context, "/v2/", _BODY_LIMIT)
         except (OSError, http.client.HTTPException):
             continue
+        challenge = resp.getheader("WWW-Authenticate") if resp.status == 401 else None
+        return Greeting(scheme, challenge, seconds, open=resp.status == 200, context=context)
     return None
 
 
-def _get_v2(scheme: str, registry: str, context: ssl.SSLContext | bool) -> Greeting:
+def _tag_page(registry: str, said: Greeting, repository: str) -> Listing:
+    """``repository``'s tag list, asked for as the client asks for its first page."""
+    path = f"/v2/{repository}/tags/list"
+    resp, body, _seconds = _get(said.scheme, registry, said.context, path, _LIST_LIMIT + 1)
+    whole = resp.status == 200 and resp.getheader("Link") is None and len(body) <= _LIST_LIMIT
+    return Listing(resp.status, body if whole else None, resp.getheader("Retry-After"))
+
+
+def _https_context(context: ssl.SSLContext | bool) -> ssl.SSLContext:
+    if context is True:  # the system's CAs
+        return ssl.create_default_context()
+    if context is False:  # verification off
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _get(scheme: str, registry: str, context: ssl.SSLContext | None, path: str,
+         limit: int) -> tuple[http.client.HTTPResponse, bytes, float]:
+    """``GET path`` without credentials: the answer, at most ``limit`` bytes of its body, and the seconds
+    from the request to the end of that body (the connection's set-up not counted)."""
     conn: http.client.HTTPConnection
     if scheme == "https":
-        if context is True:  # the system's CAs
-            context = ssl.create_default_context()
-        elif context is False:  # verification off
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         conn = http.client.HTTPSConnection(registry, timeout=TIMEOUT, context=context)
     else:
         conn = http.client.HTTPConnection(registry, timeout=TIMEOUT)
     try:
-        conn.request("GET", "/v2/", headers={"User-Agent": USER_AGENT})
+        conn.connect()
+        sent = time.perf_counter()
+        conn.request("GET", path, headers={"User-Agent": USER_AGENT})
         resp = conn.getresponse()
-        resp.read(_BODY_LIMIT)
-        return Greeting(scheme, resp.getheader("WWW-Authenticate") if resp.status == 401 else None)
+        body = resp.read(limit)
+        return resp, body, time.perf_counter() - sent
     finally:
         conn.close()

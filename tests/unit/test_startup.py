@@ -67,3 +67,29 @@ def test_sync_help_imports_its_own_module_and_not_migrate() -> None:
                            "    print('migrate' if 'ferry.cli.migrate' in sys.modules else 'alone')"],
                           capture_output=True, text=True, timeout=60)
     assert "Usage: ferry sync" in done.stdout and done.stdout.splitlines()[-1] == "alone", done
+
+
+def test_a_sync_of_well_formed_rules_files_imports_no_pydantic() -> None:
+    """Plainly well-formed rules are read without their pydantic models (ferry.plan.plain_rules); a file
+    the quick reading does not vouch for still gets the models' precise message. The rules list no image,
+    so nothing is sent."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "sync.yaml").write_text("reg.example:\n  tls-verify: false\n  credentials: {username: u, password: p}\n"
+                                     "  images: {}\n")
+        (d / "images.json").write_text("{}")
+        (d / "auth.json").write_text('{"reg.example": {"username": "u", "password": "p", "insecure": true}}')
+        (d / "bad.yaml").write_text('reg.example:\n  tls-verify: "yes"\n  images: {}\n')
+        for args in (["--src", "yaml", "--dest", "docker", str(d / "sync.yaml"), "dst.example"],
+                     ["--images", str(d / "images.json"), "--auth", str(d / "auth.json")]):
+            done = _ferry("sync", "--quiet", "--journal", str(d / "journal"), *args)
+            assert done.returncode == 0, done.stderr
+            loaded = done.stdout.splitlines()[-1]
+            assert loaded.startswith("loaded: aiohttp") and "pydantic" not in loaded, done.stdout
+        done = _ferry("sync", "--quiet", "--src", "yaml", "--dest", "docker", str(d / "bad.yaml"), "dst.example")
+        assert done.returncode == 2, done.stderr
+        assert f'ferry: {d / "bad.yaml"}:1: key "reg.example": "tls-verify" must be true or false' in done.stderr
+        assert "pydantic" in done.stdout.splitlines()[-1]

@@ -3,6 +3,8 @@ arguments (``--src docker|yaml --dest docker SOURCE DESTINATION``), run on the b
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -76,6 +78,7 @@ def sync(
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
     state.refuse_override("sync", "use --os/--arch to keep some platforms of each index")
+    _no_collections_at_exit()
     skopeo_mode = src is not None or dest is not None or source is not None
     if skopeo_mode:
         if not (src and dest and source and destination):
@@ -90,6 +93,8 @@ def sync(
         parse_bool(src_tls_verify, "--src-tls-verify")
         rules, amap = image_syncer_rules(config, auth, images, registry, namespace)
     greet(amap, max_requests, (ref for rule in rules for ref in (rule.source, rule.destination)))
+    if max_requests is None:
+        _list_early(rules, amap)
     from ferry.engine import EngineOptions  # aiohttp, while the registries are greeted
     from ferry.plan.shard import parse_shard
 
@@ -103,6 +108,29 @@ def sync(
                             admit=state.policy.admission(), limits=limits)
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
                    log=log, shard=share))
+
+
+def _no_collections_at_exit() -> None:
+    """Freeze the heap at exit (``gc.freeze`` from ``atexit``), before the interpreter's own last
+    collections, which traverse every object the run made: ~40 ms of a no-op sync's 0.4 CPU-s. Nothing
+    of a sync waits for a collection at exit (the journal, report and log are closed by the command;
+    the standard streams are flushed by the interpreter, atexit handlers still run)."""
+    atexit.unregister(gc.freeze)  # once, however many runs a process makes
+    atexit.register(gc.freeze)
+
+
+#: Tag lists asked for during start-up: as many as the plan lists at once (``ferry.plan.expand``).
+EARLY_LISTINGS = 8
+
+
+def _list_early(rules: list[Rule], amap: AccessMap) -> None:
+    """The first repositories the plan will list, asked for while the engine is imported, from the
+    registries whose greeting finds that they ask for no credential (:func:`ferry.warmup.list_tags`)."""
+    from ferry import warmup
+
+    repos = {rule.source.repo_ref(): None for rule in rules if not (rule.select.tags or rule.select.digests)}
+    for repo in list(repos)[:EARLY_LISTINGS]:
+        warmup.list_tags(repo.registry, amap.for_ref(repo), repo.repository)
 
 
 async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, journal_path: str | None,

@@ -25,13 +25,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
 
 from ferry.errors import ConfigError, UsageError
 from ferry.refs import DEFAULT_REGISTRY, RegistryRef, parse_docker_ref
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError  # imported by the models that raise it (ferry.plan.rule_models)
 
 __all__ = [
     "DOCKER_HUB_ALIASES",

@@ -49,25 +49,22 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from typing import Any
 
 from ferry.access import Access, AccessMap, Credential
 from ferry.errors import ConfigError, UsageError
+from ferry.plan import plain_rules
 from ferry.plan.files import (
     Document,
     Format,
     access_key,
     compile_tag_regex,
-    expect_bool,
     expect_mapping,
     key_as_read,
     line_of,
     normalize_hub,
     read_document,
     repository_ref,
-    validation_error,
 )
 from ferry.plan.model import Rule, TagSelector
 from ferry.refs import RegistryRef, is_tag, parse_docker_ref
@@ -110,18 +107,6 @@ def expand_env(value: str, where: str, env: Mapping[str, str] | None = None) -> 
 # Authentication
 
 
-class _AuthEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    username: str | None = None
-    password: str | None = None
-    identity_token: str | None = Field(default=None, alias="identityToken")
-    insecure: Annotated[bool | None, BeforeValidator(expect_bool)] = None
-
-
-_AUTH_FIELDS = "username, password, identityToken, insecure"
-
-
 def _auth_text(value: str | None, where: str, env: bool) -> str:
     if value is None:
         return ""
@@ -137,10 +122,11 @@ def parse_auth(doc: Document, data: Any, path: Sequence[str | int] = (), *, env:
         where = doc.where(key_path, line_of(key))
         if value is None:
             value = {}
-        try:
-            entry = _AuthEntry.model_validate(value)
-        except ValidationError as err:
-            raise validation_error(doc, key_path, err, {(): _AUTH_FIELDS}) from None
+        entry = plain_rules.auth_entry(value)
+        if entry is None:  # not plainly well-formed: the model of record reads it, or says what is wrong
+            from ferry.plan import rule_models
+
+            entry = rule_models.auth_entry(doc, key_path, value)
         prefix = access_key(key, where)
         if prefix in entries:
             raise ConfigError(f"{where}: names the same registry prefix {prefix!r} as another key")

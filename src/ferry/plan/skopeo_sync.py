@@ -63,17 +63,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from typing import Any
 
 from ferry.access import Access, AccessMap, Credential
 from ferry.errors import ConfigError, UsageError
+from ferry.plan import plain_rules
 from ferry.plan.files import (
     Document,
     Format,
     compile_tag_regex,
-    expect_bool,
     expect_mapping,
     expect_str,
     key_as_read,
@@ -82,10 +80,9 @@ from ferry.plan.files import (
     normalize_hub,
     read_document,
     repository_ref,
-    validation_error,
 )
 from ferry.plan.model import Rule, TagSelector
-from ferry.plan.semver import SemverError, parse_constraint
+from ferry.plan.plain_rules import SKOPEO_SECTIONS, SkopeoEntry
 from ferry.refs import RegistryRef, is_digest, is_tag, parse_docker_ref, parse_repository
 
 __all__ = [
@@ -139,39 +136,6 @@ def source_from_docker(text: str) -> SyncSource:
 # --src yaml
 
 
-def _text(value: object) -> object:
-    """Strict str fields, but YAML nulls read as "" the way Go decodes them into a string."""
-    return "" if value is None else value
-
-
-_Str = Annotated[str, BeforeValidator(_text)]
-
-
-class _Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    username: _Str = ""
-    password: _Str = ""
-    identitytoken: _Str = ""
-
-
-class _RegistryEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    images: dict[str, Any] | None = None  # values checked by hand for precise messages
-    images_by_tag_regex: dict[str, Any] | None = Field(default=None, alias="images-by-tag-regex")
-    images_by_semver: dict[str, Any] | None = Field(default=None, alias="images-by-semver")
-    credentials: _Credentials | None = None
-    tls_verify: Annotated[bool | None, BeforeValidator(expect_bool)] = Field(default=None, alias="tls-verify")
-    cert_dir: _Str | None = Field(default=None, alias="cert-dir")
-
-
-_EXPECTED_KEYS = {
-    (): "images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir",
-    ("credentials",): "username, password, identitytoken",
-}
-
-
 def load_skopeo_yaml(path: str | Path, *, base: Access | None = None) -> tuple[list[SyncSource], AccessMap]:
     """Read a ``skopeo sync --src yaml`` file: its sources (file order, then ``images``,
     ``images-by-tag-regex``, ``images-by-semver`` within a registry) and their access settings."""
@@ -185,10 +149,11 @@ def load_skopeo_yaml(path: str | Path, *, base: Access | None = None) -> tuple[l
         where = doc.where(key_path, line_of(registry))
         if raw is None:
             continue  # skopeo: "No images specified for registry"
-        try:
-            entry = _RegistryEntry.model_validate(raw)
-        except ValidationError as err:
-            raise validation_error(doc, key_path, err, _EXPECTED_KEYS) from None
+        entry = plain_rules.skopeo_entry(raw)
+        if entry is None:  # not plainly well-formed: the models of record read it, or say what is wrong
+            from ferry.plan import rule_models
+
+            entry = rule_models.skopeo_entry(doc, key_path, raw)
         if not str(registry).strip():
             raise ConfigError(f"{where}: the registry name is empty")
         settings = _entry_access(entry, base)
@@ -203,7 +168,7 @@ def load_skopeo_yaml(path: str | Path, *, base: Access | None = None) -> tuple[l
     return sources, AccessMap(entries=access, default=base)
 
 
-def _entry_access(entry: _RegistryEntry, base: Access) -> Access:
+def _entry_access(entry: SkopeoEntry, base: Access) -> Access:
     result = base
     creds = entry.credentials
     if creds is not None and (creds.username or creds.password or creds.identitytoken):
@@ -217,7 +182,7 @@ def _entry_access(entry: _RegistryEntry, base: Access) -> Access:
 
 def _entry_sources(doc: Document, registry: str, raw: dict[Any, Any]) -> list[SyncSource]:
     result: list[SyncSource] = []
-    for section in ("images", "images-by-tag-regex", "images-by-semver"):
+    for section in SKOPEO_SECTIONS:
         if raw.get(section) is None:
             continue
         section_key = key_as_read(raw, section)
@@ -236,6 +201,8 @@ def _entry_sources(doc: Document, registry: str, raw: dict[Any, Any]) -> list[Sy
                     raise ConfigError(f"{where}: the tag regex is empty")
                 select = TagSelector(regex=compile_tag_regex(pattern, where))
             else:
+                from ferry.plan.semver import SemverError, parse_constraint  # for this section only
+
                 constraint = expect_str(doc, value, path, "the semver constraint")
                 try:
                     parse_constraint(constraint)

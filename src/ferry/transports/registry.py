@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote, urljoin
 
+from ferry import warmup
 from ferry.errors import DigestMismatchError, FerryError, NetworkError, NotFoundError, ProtocolError
 from ferry.http import RegistryHTTP
 from ferry.media import ACCEPT, MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_manifest
 from ferry.refs import is_digest
+from ferry.retry import RETRYABLE_STATUSES
 from ferry.transports.base import BlobsMissingError, OpenStream
 
 CHUNK = 1024 * 1024
@@ -305,7 +309,29 @@ class RegistryClient:
 
     async def list_tags(self, repo: str) -> list[str]:
         # distribution 2.8 ignores n/last and sends one page without Link; other registries page.
-        return await self._string_list(f"/v2/{repo}/tags/list", "tags", pull_scope(repo), f"tags of {repo}")
+        what = f"tags of {repo}"
+        early = await self._early_tags(repo, what)
+        if early is not None:
+            return early
+        return await self._string_list(f"/v2/{repo}/tags/list", "tags", pull_scope(repo), what)
+
+    async def _early_tags(self, repo: str, what: str) -> list[str] | None:
+        """The tags asked for during start-up (:func:`ferry.warmup.list_tags`: the client's own first
+        request), when they came whole in one page; None: the client lists the repository itself, after
+        the backoff a retryable answer calls for, counted as the retry it is."""
+        early = warmup.listing(self.registry, self.http.access, repo)
+        answer = await asyncio.wrap_future(early) if early is not None else None
+        if answer is None:
+            return None
+        self.http.stats.requests += 1
+        if answer.body is not None:
+            try:
+                return self._page_items(json.loads(answer.body), "tags", what)
+            except ValueError:
+                return None  # not JSON: the client asks again, and reports what it gets
+        if answer.status in RETRYABLE_STATUSES:
+            await self.http.attempts().again(f"GET {what}: HTTP {answer.status}", answer.retry_after)
+        return None
 
     async def catalog(self, page_size: int = 1000) -> list[str]:
         return await self._string_list(
@@ -315,13 +341,16 @@ class RegistryClient:
     async def _string_list(self, path: str, key: str, scopes: frozenset[str], what: str) -> list[str]:
         items: list[str] = []
         async for body in self.http.pages(path, scopes=scopes, what=what):
-            page = body.get(key) if isinstance(body, dict) else None
-            if page is None:
-                page = []
-            if not isinstance(page, list) or not all(isinstance(x, str) for x in page):
-                raise ProtocolError(f"{self.registry}: {what}: {key!r} is not a list of strings")
-            items.extend(page)
+            items.extend(self._page_items(body, key, what))
         return items
+
+    def _page_items(self, body: object, key: str, what: str) -> list[str]:
+        page = body.get(key) if isinstance(body, dict) else None
+        if page is None:
+            return []
+        if not isinstance(page, list) or not all(isinstance(x, str) for x in page):
+            raise ProtocolError(f"{self.registry}: {what}: {key!r} is not a list of strings")
+        return page
 
 
 class Repository:
