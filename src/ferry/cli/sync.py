@@ -3,8 +3,6 @@ arguments (``--src docker|yaml --dest docker SOURCE DESTINATION``), run on the b
 
 from __future__ import annotations
 
-import atexit
-import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -78,7 +76,6 @@ def sync(
 ) -> None:
     """Copy many images from rules: image-syncer's files or skopeo sync's arguments, as they are."""
     state.refuse_override("sync", "use --os/--arch to keep some platforms of each index")
-    _no_collections_at_exit()
     skopeo_mode = src is not None or dest is not None or source is not None
     if skopeo_mode:
         if not (src and dest and source and destination):
@@ -108,15 +105,6 @@ def sync(
                             admit=state.policy.admission(), limits=limits)
     run_async(_run(rules, amap, options, journal_path=journal, report=report, dry_run=dry_run, quiet=quiet,
                    log=log, shard=share))
-
-
-def _no_collections_at_exit() -> None:
-    """Freeze the heap at exit (``gc.freeze`` from ``atexit``), before the interpreter's own last
-    collections, which traverse every object the run made: ~40 ms of a no-op sync's 0.4 CPU-s. Nothing
-    of a sync waits for a collection at exit (the journal, report and log are closed by the command;
-    the standard streams are flushed by the interpreter, atexit handlers still run)."""
-    atexit.unregister(gc.freeze)  # once, however many runs a process makes
-    atexit.register(gc.freeze)
 
 
 #: Tag lists asked for during start-up: as many as the plan lists at once (``ferry.plan.expand``).
