@@ -21,6 +21,7 @@ import datetime
 import fcntl
 import json
 import os
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -173,21 +174,25 @@ class Export(Migration):
         plan = outcome.plan
         accessories = set(plan.accessories)
         of_subject = {acc.digest: acc for art in plan.artifacts.values() for acc in art.accessories}
-        images = []
+        images: list[d.Image] = []
+        by_repository: dict[str, list[d.Image]] = defaultdict(list)  # not a scan of every image per repository
         for job, digest in done:
             assert isinstance(job.source, RegistryRef)
-            images.append(d.Image(ref_name=_name(job), repository=job.source.repository, project=job.origin,
-                                  tag=job.source.tag, digest=digest, media_type=self._media_type(digest),
-                                  accessory=job in accessories))
+            image = d.Image(ref_name=_name(job), repository=job.source.repository, project=job.origin,
+                            tag=job.source.tag, digest=digest, media_type=self._media_type(digest),
+                            accessory=job in accessories)
+            images.append(image)
+            by_repository[image.repository].append(image)
         projects = []
         for po in outcome.projects:
             repos = []
             for repo in plan.repositories.get(po.name, []):
                 artifacts: dict[str, d.Artifact] = {}
-                for image in (i for i in images if i.repository == repo):
+                listed = plan.artifacts.in_repository(repo)
+                for image in by_repository.get(repo, ()):
                     art = artifacts.get(image.digest)
                     if art is None:
-                        known = plan.artifacts.get((repo, image.digest))
+                        known = listed.get(image.digest)
                         acc = of_subject.get(image.digest)
                         art = artifacts[image.digest] = d.Artifact(
                             digest=image.digest, media_type=image.media_type, size=known.size if known else None,

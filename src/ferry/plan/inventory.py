@@ -92,6 +92,10 @@ class ArtifactIndex(Mapping[tuple[str, str], Artifact]):
     def __len__(self) -> int:
         return sum(map(len, self._listed.values()))
 
+    def in_repository(self, repository: str) -> dict[str, Artifact]:
+        """Digest → artifact of one repository: for lookups in a loop (one here scans the repository)."""
+        return {art.digest: art for art in self._listed.get(repository, ())}
+
     def sizes(self, repositories: Iterable[str]) -> dict[Packed, int]:
         """Packed digest → size of every artifact listed in ``repositories``."""
         out: dict[Packed, int] = {}
@@ -111,7 +115,7 @@ class MigrationPlan:
     # Harbor source's sizes stay in its listing: see ``listed_sizes``
     sizes: dict[Packed, int] = field(default_factory=dict)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
-    artifacts: Mapping[tuple[str, str], Artifact] = field(default_factory=dict)  # (repository, digest), Harbor
+    artifacts: ArtifactIndex = field(default_factory=lambda: ArtifactIndex({}))  # Harbor sources' listing
     source_is_harbor: bool = False
     # source push time of the jobs of the repository being planned, beside images and accessories (Harbor
     # sources; emptied by in_push_order): not a dict by job key (a key string per tag weighs 150 bytes)
@@ -136,9 +140,9 @@ class MigrationPlan:
     def listed_sizes(self, project: str) -> dict[Packed, int]:
         """Packed digest (:mod:`ferry.digests`) → size of one source project's artifacts. Made a project
         at a time: a dict of a million sizes weighs 70 MB, and one project's quota or printout needs them."""
-        if isinstance(self.artifacts, ArtifactIndex):
-            return self.artifacts.sizes(self.repositories.get(project, ()))
-        return self.sizes
+        if self.sizes:
+            return self.sizes
+        return self.artifacts.sizes(self.repositories.get(project, ()))
 
 
 @dataclass(slots=True)
