@@ -24,8 +24,6 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ferry.media import Descriptor, Manifest, parse_manifest, sha256_digest
 
 CONFIG_MEDIA_TYPE = "application/vnd.cncf.helm.config.v1+json"
@@ -143,6 +141,8 @@ def _scalar(value: Any, where: str) -> str:
 
 def chart_metadata(archive: bytes) -> dict[str, Any]:
     """Helm's ``chart.Metadata`` of an archive, as JSON-ready data in Go's field order."""
+    import yaml  # only where a chart is read: a migrate without charts never loads it (~2.6 MB)
+
     files = read_chart_files(archive)
     try:
         chart = yaml.safe_load(files["Chart.yaml"]) or {}

@@ -12,8 +12,6 @@ import secrets
 import string
 from pathlib import Path
 
-import yaml
-
 from ferry.errors import UsageError
 
 
@@ -23,6 +21,8 @@ def load_robot_secrets(path: str) -> dict[str, str]:
         text = Path(path).read_text()
     except OSError as e:
         raise UsageError(f"cannot read the robot secrets file {path}: {e.strerror}") from None
+    import yaml  # only when a secrets file is given (~2.6 MB a run otherwise)
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
