@@ -54,25 +54,20 @@ async def list_repositories(api: HarborAPI, project: str) -> list[str]:
 Extra = tuple[tuple[Accessory, ...], tuple[str, ...], tuple[str, ...]]
 
 
-def _joined(texts: list[str]) -> str | tuple[str, ...]:
-    """Texts of one length (Harbor's push times usually are) as one string sliced when read: no object
-    an entry; of several lengths, a tuple."""
-    return "".join(texts) if len({len(t) for t in texts}) <= 1 else tuple(texts)
-
-
 def _uniform(texts: list[str]) -> str | tuple[str, ...]:
     """One text for all (a repository's media type usually is), or a tuple."""
     return texts[0] if len(set(texts)) == 1 else tuple(texts)
 
 
 class ArtifactList(Sequence[Artifact]):
-    """One repository's artifacts as listed, in a few compact columns: a tuple of packed digests
-    (:mod:`ferry.digests`), one of tag names, the sizes as 8-byte integers in one ``bytes``, the push
-    times as one string, the media type once. A million artifacts then cost their digests and a few
-    words each, and a repository a few objects, not an ``Artifact``, a tuple, a string and a number an
+    """One repository's artifacts as listed, in three compact objects: a tuple of its packed digests
+    (:mod:`ferry.digests`) followed by its tag names; a ``bytes`` of its sizes (8 bytes each)
+    followed by its push times when they are ASCII of one length (Harbor's usually are; else a tuple of
+    them); its media type once when it has one. A million artifacts then cost their digests and a few
+    words each, and a repository three objects, not an ``Artifact``, a tuple, a string and a number an
     artifact. An ``Artifact`` is made when one is read; the planner reads the columns."""
 
-    __slots__ = ("_digests", "_extra", "_media", "_sizes", "_tags", "_times", "repository")
+    __slots__ = ("_data", "_extra", "_media", "_rows", "_times", "repository")
 
     def __init__(self, repository: str, artifacts: Iterable[Artifact] = ()) -> None:
         columns = Columns()
@@ -82,7 +77,7 @@ class ArtifactList(Sequence[Artifact]):
         columns.fill(self, repository)
 
     def __len__(self) -> int:
-        return len(self._digests)
+        return len(self._rows) >> 1
 
     @overload
     def __getitem__(self, i: int) -> Artifact: ...
@@ -94,21 +89,21 @@ class ArtifactList(Sequence[Artifact]):
         if i < 0:
             i += len(self)
         accessories, references, tag_times = self._extra.get(i, ((), (), ())) if self._extra else ((), (), ())
-        return Artifact(self.repository, unpack(self._digests[i]), self.media_type(i), self.size(i),
+        return Artifact(self.repository, unpack(self._rows[i]), self.media_type(i), self.size(i),
                         self.tags_of(i), accessories, references, self.push_time(i), tag_times)
 
     def plain(self, i: int) -> bool:
         """The ``i``-th artifact has tags and nothing else: no accessory, index child or tag push time."""
-        return bool(self._tags[i]) and not (self._extra and i in self._extra)
+        return bool(self._rows[len(self) + i]) and not (self._extra and i in self._extra)
 
     def packed(self, i: int) -> Packed:
         """The ``i``-th digest as held: a job planned from it shares it."""
-        return self._digests[i]
+        return self._rows[i]
 
     def find(self, digest: str) -> int:
         """Where ``digest`` is listed, or -1."""
         try:
-            return self._digests.index(pack(digest))
+            return self._rows.index(pack(digest), 0, len(self))
         except ValueError:
             return -1
 
@@ -116,25 +111,27 @@ class ArtifactList(Sequence[Artifact]):
         return self._media if isinstance(self._media, str) else self._media[i]
 
     def size(self, i: int) -> int:
-        return int.from_bytes(self._sizes[8 * i:8 * i + 8], sys.byteorder, signed=True)
+        return int.from_bytes(self._data[8 * i:8 * i + 8], sys.byteorder, signed=True)
 
     def tags_of(self, i: int) -> tuple[str, ...]:
-        tags = self._tags[i]
+        tags = self._rows[len(self) + i]
         return (tags,) if isinstance(tags, str) else tags
 
     def push_time(self, i: int) -> str:
-        times = self._times
-        if isinstance(times, tuple):
-            return times[i]
-        width = len(times) // len(self._digests)
-        return times[i * width:(i + 1) * width]
+        if self._times is not None:
+            return self._times[i]
+        n = len(self)
+        width = (len(self._data) - 8 * n) // n
+        at = 8 * n + i * width
+        return self._data[at:at + width].decode("ascii")
 
     def accessory_digests(self) -> set[str]:
         return {a.digest for accessories, _, _ in (self._extra or {}).values() for a in accessories}
 
     def sizes(self) -> dict[Packed, int]:
         """Packed digest → size of every artifact listed."""
-        return dict(zip(self._digests, array("q", self._sizes), strict=True))
+        n = len(self)
+        return dict(zip(self._rows[:n], array("q", self._data[:8 * n]), strict=True))
 
 
 class Columns:
@@ -161,11 +158,13 @@ class Columns:
 
     def fill(self, out: ArtifactList, repository: str) -> None:
         out.repository = repository
-        out._digests = tuple(self.digests)
+        out._rows = (*self.digests, *self.tags)
         out._media = _uniform(self.media) if self.media else ""
-        out._sizes = array("q", self.sizes).tobytes()  # 8 bytes a size, one object
-        out._tags = tuple(self.tags)
-        out._times = _joined(self.times)
+        sizes = array("q", self.sizes).tobytes()
+        if len({len(t) for t in self.times}) <= 1 and all(t.isascii() for t in self.times):
+            out._data, out._times = sizes + "".join(self.times).encode("ascii"), None
+        else:
+            out._data, out._times = sizes, tuple(self.times)
         out._extra = self.extra or None
 
     def build(self, repository: str) -> ArtifactList:
