@@ -98,7 +98,7 @@ class Engine:
         self.sizer = None if proc else InFlightSizer(self._gate, floor=PROC_FLOOR, cap=PROC_CAP)
         greeted = warmup.round_trip()
         if self.sizer is not None and greeted is not None:
-            self.sizer.observe(greeted)
+            self.sizer.expect(greeted)
         self.copier = ImageCopier(self.transfers, on_round_trip=self.sizer.observe if self.sizer else None)
 
     async def run(self, jobs: Sequence[Job]) -> RunResult:
