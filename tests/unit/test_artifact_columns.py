@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from ferry.digests import pack, unpack
 from ferry.harbor.artifacts import Accessory, Artifact, ArtifactList, accessory_digests
 from ferry.plan.inventory import ArtifactIndex
@@ -44,7 +46,9 @@ def test_columns_of_one_kind_and_of_several_read_back_alike() -> None:
            Artifact("p/app", "SHA256:" + "AB" * 32, OCI, 2, ("y",), push_time="2026-01-01T00:00:00.5Z")]
     for given in (arts, uniform, odd):
         listed = ArtifactList("p/app", given)
-        assert list(listed) == given
+        assert list(listed) == given and len(listed) == len(given)
+        with pytest.raises(IndexError):
+            listed[len(given)]
         assert listed.sizes() == {pack(a.digest): a.size for a in given}
         assert [listed.find(a.digest) for a in given] == list(range(len(given)))
     assert ArtifactList("p/app", odd).find("sha256:" + "0" * 64) == 0 and ArtifactList("p/app").find(real) == -1

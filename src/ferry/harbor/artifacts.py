@@ -88,6 +88,8 @@ class ArtifactList(Sequence[Artifact]):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
             i += len(self)
+        if not 0 <= i < len(self):  # the tuple holds the tags past the digests: not an artifact
+            raise IndexError(i)
         accessories, references, tag_times = self._extra.get(i, ((), (), ())) if self._extra else ((), (), ())
         return Artifact(self.repository, unpack(self._rows[i]), self.media_type(i), self.size(i),
                         self.tags_of(i), accessories, references, self.push_time(i), tag_times)
