@@ -101,7 +101,7 @@ def _wanted(jobs: list[Job], expected: Iterable[Expected]) -> set[Packed]:
     """The digests ``jobs`` push, each once: a job's own, or its verification entry's (an import's job
     copies a layout entry to a tag, and its entry holds the digest)."""
     wanted = {j.packed_digest for j in jobs if j.packed_digest is not None}
-    if len(wanted) < len(jobs) and any(j.packed_digest is None for j in jobs):
+    if any(j.packed_digest is None for j in jobs):
         by_destination = {e.destination_parts(): e.packed_digest for e in expected}
         wanted.update(d for j in jobs if j.packed_digest is None
                       and (d := by_destination.get(j.destination_parts())) is not None)
@@ -112,8 +112,7 @@ def _quota(t: Target, quota: Quota | None, wanted: set[Packed], plan: MigrationP
     headroom = quota.headroom if quota else None
     if quota is None or headroom is None:
         return []
-    sizes = plan.listed_sizes(t.source)
-    size = sum(sizes.get(d, 0) for d in wanted)
+    size = plan.listed_bytes(t.source, wanted)
     if size <= headroom:
         return []
     return [Finding("quota", t.destination, f"up to {decimal(size)} to copy into {t.destination}, which has "

@@ -208,8 +208,7 @@ def _bytes_by_project(plan: MigrationPlan) -> dict[str, int]:
     out: dict[str, int] = {}
     for project, run in groupby(plan.expected, key=attrgetter("origin")):
         entries = (e for e in plan.expected if e.origin == project) if project in out else run
-        sizes = plan.listed_sizes(project)
-        out[project] = sum(sizes.get(d, 0) for d in {e.packed_digest for e in entries} if d is not None)
+        out[project] = plan.listed_bytes(project, (e.packed_digest for e in entries))
     return out
 
 

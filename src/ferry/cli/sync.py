@@ -133,8 +133,7 @@ async def _run(rules: list[Rule], amap: AccessMap, options: EngineOptions, *, jo
     sync = Sync(rules, amap, options)
     try:
         plan = select_sync_plan(await sync.plan(), shard)
-        for job in plan.jobs:
-            state.policy.check(job.source)
+        state.policy.check_all(plan.jobs)
         for repository in {job.source.repo_ref(): None for job in plan.jobs}:
             warn_uncopied_signatures(state.registries_d, repository)
         if dry_run:

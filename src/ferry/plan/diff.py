@@ -36,12 +36,16 @@ class DestinationState:
             digests.update(art.references)
             tags.update(dict.fromkeys(art.tags, art.digest))
 
-    def holds(self, ref: RegistryRef, digest: str | None) -> bool:
-        """The destination ref already names ``digest`` (never true for an unknown digest)."""
-        if digest is None:
+    def holds(self, entry: Expected) -> bool:
+        """The entry's destination already names its digest (never true for an unknown digest). A
+        repository the destination does not have holds nothing: no ref is made for it."""
+        repo, _ = entry.destination_parts()
+        if entry.packed_digest is None or getattr(repo, "repository", None) not in self.tags:
             return False
+        ref, digest = entry.destination, entry.digest
+        assert isinstance(ref, RegistryRef)
         if ref.tag:
-            return self.tags.get(ref.repository, {}).get(ref.tag) == digest
+            return self.tags[ref.repository].get(ref.tag) == digest
         return digest in self.digests.get(ref.repository, set())
 
     def accessories_known(self, source_repo: str, digests: set[str], sel: Selection) -> bool:
@@ -67,12 +71,8 @@ async def destination_state(api: HarborAPI, source: HarborListing, sel: Selectio
 def apply(plan: MigrationPlan, state: DestinationState) -> list[Expected]:
     """Drop from ``plan`` every job the destination already holds and return those entries; what is
     left is what differs. A Harbor plan's jobs are their own verification entries, so an entry held
-    drops its job. A repository the destination does not have holds nothing: no ref is made for it."""
-    in_place = []
-    for e in plan.expected:
-        repo, _ = e.destination_parts()
-        if getattr(repo, "repository", None) in state.tags and state.holds(e.destination, e.digest):
-            in_place.append(e)
+    drops its job."""
+    in_place = [e for e in plan.expected if state.holds(e)]
     if in_place:
         held = set(map(id, in_place))
         plan.images = [j for j in plan.images if id(j) not in held]

@@ -112,7 +112,7 @@ class MigrationPlan:
     accessories: list[Job] = field(default_factory=list)  # after their subjects
     expected: list[Expected] = field(default_factory=list)
     # packed artifact digest → size where no listing holds the artifacts (an import's description); a
-    # Harbor source's sizes stay in its listing: see ``listed_sizes``
+    # Harbor source's sizes stay in its listing: see ``listed_bytes``
     sizes: dict[Packed, int] = field(default_factory=dict)
     repositories: dict[str, list[str]] = field(default_factory=dict)  # project → repos
     artifacts: ArtifactIndex = field(default_factory=lambda: ArtifactIndex({}))  # Harbor sources' listing
@@ -137,12 +137,12 @@ class MigrationPlan:
     def jobs(self) -> list[Job]:
         return self.images + self.accessories
 
-    def listed_sizes(self, project: str) -> dict[Packed, int]:
-        """Packed digest (:mod:`ferry.digests`) → size of one source project's artifacts. Made a project
-        at a time: a dict of a million sizes weighs 70 MB, and one project's quota or printout needs them."""
-        if self.sizes:
-            return self.sizes
-        return self.artifacts.sizes(self.repositories.get(project, ()))
+    def listed_bytes(self, project: str, digests: Iterable[Packed | None]) -> int:
+        """The listed sizes of one source project's artifacts among ``digests`` (packed,
+        :mod:`ferry.digests`), each once. Its sizes are read a project at a time: a dict of a
+        million sizes weighs 70 MB, and one project's quota or printout needs them."""
+        sizes = self.sizes or self.artifacts.sizes(self.repositories.get(project, ()))
+        return sum(sizes.get(d, 0) for d in set(digests) if d is not None)
 
 
 @dataclass(slots=True)
