@@ -55,11 +55,15 @@ class AccessMap:
         return self.for_path(self.key(ref.registry, ref.repository))
 
     def for_path(self, path: str) -> Access:
-        best, best_len = self.default, -1
-        for prefix, access in self.entries.items():
-            if (path == prefix or path.startswith(prefix + "/")) and len(prefix) > best_len:
-                best, best_len = access, len(prefix)
-        return best
+        # The path's own prefixes, longest first: a sync file may hold an entry per repository, and
+        # every repository's connection asks.
+        while True:
+            access = self.entries.get(path)
+            if access is not None:
+                return access
+            path, slash, _ = path.rpartition("/")
+            if not slash:
+                return self.default
 
     def for_registry(self, registry: str) -> Access:
         return self.entries.get(registry, self.default)

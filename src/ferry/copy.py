@@ -21,7 +21,7 @@ from ferry.errors import DigestMismatchError, ProtocolError
 from ferry.media import Descriptor, Manifest, filter_platforms, select_platform
 from ferry.plan.model import PlatformFilter
 from ferry.refs import is_digest
-from ferry.transports.base import BlobsMissingError, Destination, Mountable, OpenStream, Source
+from ferry.transports.base import BlobsMissingError, Destination, Mountable, OpenStream, Source, as_mountable
 
 
 class Events(Protocol):
@@ -106,20 +106,21 @@ class BlobTransfers:
         self._inflight: dict[tuple[str, ...], asyncio.Future[None]] = {}
 
     async def ensure(self, src: Source, dst: Destination, desc: Descriptor, stats: CopyStats) -> None:
-        if not isinstance(dst, Mountable):
+        store_dst = as_mountable(dst)
+        if store_dst is None:
             # Local destinations: no ledger, no mounts; but a blob that several images of one layout
             # need at once is written (and fetched) once, the others find its file.
             where = getattr(dst, "path", None)
             async with self._exclusive((f"file:{where}", desc.digest)) if where else contextlib.nullcontext():
                 await self._check_or_upload(src, dst, desc, stats)
             return
-        store, name = dst.store_key, dst.name
+        store, name = store_dst.store_key, store_dst.name
         if not self.ledger.holders(store, desc.digest):
             async with self._exclusive((store, desc.digest)):  # one upload of a blob to a store at a time
                 if not self.ledger.holders(store, desc.digest):
                     # Mounted from this very repository: one round trip asks whether it holds the blob
                     # and, when it does not, opens the upload.
-                    await self._mount(src, dst, desc, name, stats)
+                    await self._mount(src, store_dst, desc, name, stats)
                     self.ledger.record(store, desc.digest, name)
                     return
         # In the store: mounts into different repositories go side by side, one per repository.
@@ -128,7 +129,7 @@ class BlobTransfers:
             if name in holders:
                 stats.blobs_skipped += 1
                 return
-            await self._mount(src, dst, desc, sorted(holders)[0], stats)
+            await self._mount(src, store_dst, desc, sorted(holders)[0], stats)
             self.ledger.record(store, desc.digest, name)
 
     @contextlib.asynccontextmanager
@@ -151,9 +152,9 @@ class BlobTransfers:
             del self._inflight[key]
 
     def forget(self, dst: Destination, blobs: list[Descriptor]) -> None:
-        if isinstance(dst, Mountable):
+        if (store_dst := as_mountable(dst)) is not None:
             for b in blobs:
-                self.ledger.forget(dst.store_key, b.digest, dst.name)
+                self.ledger.forget(store_dst.store_key, b.digest, store_dst.name)
 
     @contextlib.asynccontextmanager
     async def _slot(self, desc: Descriptor) -> AsyncIterator[None]:

@@ -331,8 +331,9 @@ class RegistryHTTP:
         basic: bool = False,
     ) -> aiohttp.ClientResponse:
         base = await self.base_url()
-        url = path if path.startswith(("http://", "https://")) else base + path
-        if not self._same_host(url):
+        absolute = path.startswith(("http://", "https://"))  # an upload's Location: may name any host
+        url = path if absolute else base + path
+        if absolute and not self._same_host(url):
             raise ProtocolError(f"{self.registry}: refusing to send a request to another host ({urlsplit(url).netloc})")
         hdrs = dict(headers or {})
         cred = self.access.credential

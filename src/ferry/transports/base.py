@@ -10,7 +10,7 @@ the transport's own errors that copying reacts to are translated into the neutra
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast
 
 from ferry.errors import ProtocolError
 from ferry.media import Descriptor, Manifest
@@ -74,8 +74,7 @@ class Destination(Protocol):
     async def close(self) -> None: ...
 
 
-@runtime_checkable
-class Mountable(Protocol):
+class Mountable(Destination, Protocol):
     """A Destination whose blobs are shared within a store, so it can link a blob the store holds in
     another repository (a registry's cross-repo mount) and the copy moves each blob once per store."""
 
@@ -88,3 +87,9 @@ class Mountable(Protocol):
         """Mount the blob from ``from_name`` (True), or upload it in the session the store offers (False).
         ``from_name`` may be this repository itself: then True means it already held the blob."""
         ...
+
+
+def as_mountable(dst: Destination) -> Mountable | None:
+    """``dst`` when it can mount, else None. A lookup of the method: ``isinstance`` against a runtime
+    Protocol walks the Protocol's members on every call, and the copy asks for every blob."""
+    return cast(Mountable, dst) if callable(getattr(dst, "mount_or_put_blob", None)) else None
