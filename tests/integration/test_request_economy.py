@@ -12,7 +12,7 @@ import pytest
 
 from ferry.access import Access, AccessMap
 from ferry.connect import Connections
-from ferry.engine import Engine
+from ferry.engine import Engine, EngineOptions
 from ferry.journal import Journal
 from ferry.plan.model import Job
 from ferry.refs import parse_docker_ref
@@ -95,3 +95,46 @@ async def test_blobs_left_by_an_interrupted_run_are_not_sent_again(
         assert dst.blob_upload_puts(mark) == []
     finally:
         journal.close()
+
+
+def _manifest_asks(dst: Registry, mark: int) -> list[str]:
+    """HEADs of manifests by tag and tag listings at the destination, in order: ``HEAD v1``, ``LIST``."""
+    return [f"HEAD {r.path.rpartition('/')[2]}" if r.method == "HEAD" else "LIST"
+            for r in dst.requests(mark)
+            if (r.method == "HEAD" and "/manifests/" in r.path) or r.path.endswith("/tags/list")]
+
+
+async def test_new_tags_of_a_repository_cost_one_listing_not_a_head_each(
+    tmp_path: Path, registry_pair: tuple[Registry, Registry]
+) -> None:
+    """Once a HEAD finds a tag missing, the repository's tags are listed once, and the copies of its other
+    tags ask no HEAD for a tag the listing lacks. A tag the listing holds is still asked about (only absence
+    is taken from it), and a tag pushed since is known to be there."""
+    src, dst = registry_pair
+    lay = im.Layout(tmp_path / "layout")
+    digest = im.docker_schema2_image(lay, "app", seed=43, layers=1)
+    for tag in ("v1", "v2", "v3", "v4", "v5"):
+        push_layout(lay.path, "app", f"docker://{src.host}/proj/app:{tag}")
+
+    async def run(tags: list[str], check: str) -> list[str]:
+        conns = Connections(AccessMap(default=Access(tls_verify=False, plain_http=True)))
+        jobs = [Job(parse_docker_ref(f"{src.host}/proj/app:{t}"), parse_docker_ref(f"{dst.host}/mirror/app:{t}"))
+                for t in tags]
+        try:
+            result = await Engine(conns, EngineOptions(proc=1)).run(jobs)  # one image at a time: a fixed order
+            # in the same run, a tag pushed after the listing is asked about and found
+            held = await conns.repository(parse_docker_ref(f"{dst.host}/mirror/app:{check}")).has_manifest(check)
+        finally:
+            await conns.close()
+        assert held == digest_of(lay.manifest_bytes(digest))
+        return [r.status for r in result.records]
+
+    mark = dst.mark()
+    assert await run(["v1", "v2", "v3"], check="v3") == ["copied"] * 3
+    assert _manifest_asks(dst, mark) == ["HEAD v1", "LIST", "HEAD v3"]  # the last: the check after the run
+    for tag in ("v1", "v2", "v3"):
+        assert digest_of(inspect_raw(f"docker://{dst.host}/mirror/app:{tag}")) == digest_of(lay.manifest_bytes(digest))
+
+    mark = dst.mark()
+    assert await run(["v5", "v1", "v4", "v2"], check="v4") == ["copied", "skipped", "copied", "skipped"]
+    assert _manifest_asks(dst, mark) == ["HEAD v5", "LIST", "HEAD v1", "HEAD v2", "HEAD v4"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote, urljoin
 
 from ferry import warmup
@@ -61,6 +61,39 @@ class _Slicer:
             yield piece
 
 
+class _HeldTags:
+    """What a run knows of the tags one repository holds, so that a copy of many new tags asks one
+    listing instead of a HEAD per tag (a cold run: every tag new, the repository often not there).
+
+    The listing is asked only once a HEAD in the repository has found a tag missing and another tag
+    is asked about: it takes the place of that second HEAD, so it never adds a request, and a run
+    whose tags are all present (nothing to do) or a one-image copy asks none. A tag in the listing,
+    or pushed since, is still asked about by HEAD: only absence is taken from it. It lives for one run
+    (one :class:`RegistryClient`); a tag another writer pushes meanwhile is copied over, as it would
+    be after a HEAD found a different digest.
+    """
+
+    def __init__(self) -> None:
+        self._missed = False
+        self._listing: asyncio.Future[set[str] | None] | None = None
+        self._pushed: set[str] = set()
+
+    def missed(self) -> None:
+        self._missed = True
+
+    def pushed(self, tag: str) -> None:
+        self._pushed.add(tag)
+
+    async def may_hold(self, tag: str, list_tags: Callable[[], Awaitable[set[str] | None]]) -> bool:
+        """False when the repository's listing shows it lacks ``tag``."""
+        if self._listing is None:
+            if not self._missed:
+                return True
+            self._listing = asyncio.ensure_future(list_tags())
+        listed = await asyncio.shield(self._listing)
+        return listed is None or tag in listed or tag in self._pushed
+
+
 class RegistryClient:
     """Registry operations on any repository of one host."""
 
@@ -68,6 +101,7 @@ class RegistryClient:
         self.http = http
         self.registry = http.registry
         self._writable: set[str] = set()
+        self._held: dict[str, _HeldTags] = {}
 
     def repository(self, name: str, *, write: bool = False) -> Repository:
         if write:
@@ -121,7 +155,29 @@ class RegistryClient:
         except NotFoundError:
             return None
 
+    async def tag_digest(self, repo: str, tag: str) -> str | None:
+        """:meth:`head_manifest` of a tag, asking no HEAD for tags the repository's listing lacks."""
+        held = self._held.setdefault(repo, _HeldTags())
+        if not await held.may_hold(tag, lambda: self._tags_held(repo)):
+            return None
+        digest = await self.head_manifest(repo, tag)
+        if digest is None:
+            held.missed()
+        return digest
+
+    async def _tags_held(self, repo: str) -> set[str] | None:
+        """The repository's tags now: an empty set when it does not exist, None when it cannot be listed."""
+        try:
+            return set(await self.list_tags(repo))
+        except NotFoundError:
+            return set()
+        except FerryError as e:
+            log.debug("%s: tags of %s not listed (%s); asking tag by tag", self.registry, repo, e.message)
+            return None
+
     async def put_manifest(self, repo: str, reference: str, manifest: Manifest) -> None:
+        if not is_digest(reference) and (held := self._held.get(repo)) is not None:
+            held.pushed(reference)  # before the request: a HEAD after a failed push asks the registry
         try:
             resp = await self.http.request(
                 "PUT", f"/v2/{repo}/manifests/{reference}", scopes=push_scope(repo),
@@ -389,7 +445,9 @@ class Repository:
         return False
 
     async def has_manifest(self, reference: str) -> str | None:
-        return await self.client.head_manifest(self.name, reference)
+        if is_digest(reference):
+            return await self.client.head_manifest(self.name, reference)
+        return await self.client.tag_digest(self.name, reference)
 
     async def put_manifest(self, manifest: Manifest, reference: str) -> None:
         await self.client.put_manifest(self.name, reference, manifest)
