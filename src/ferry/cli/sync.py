@@ -107,7 +107,8 @@ def sync(
                    log=log, shard=share))
 
 
-#: Tag lists asked for during start-up: as many as the plan lists at once (``ferry.plan.expand``).
+#: Tag lists asked for during start-up, each on a thread of its own: more threads slow the imports they
+#: overlap (the plan lists the rest, up to 32 at once: ``ferry.plan.expand``).
 EARLY_LISTINGS = 8
 
 

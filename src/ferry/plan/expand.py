@@ -138,7 +138,7 @@ async def expand(
     rules: Iterable[Rule],
     list_tags: ListTags,
     *,
-    concurrency: int = 8,
+    concurrency: int = 32,
     failures: dict[RegistryRef, FerryError] | None = None,
 ) -> list[Job]:
     """Turn rules into jobs in rule order (tags in the order given or listed, then digests).
