@@ -11,10 +11,12 @@ A greeting only ever informs: one that fails, or finds nothing, leaves the clien
 authenticate as it always does, with its retries and error messages. It sends no credential, and
 over HTTPS it verifies exactly as the client will (:func:`ferry.tls.tls_context`).
 
-A sync's first tag lists go out the same way (:func:`list_tags`), once the greeting has found a
-registry that asks for no credential (``/v2/`` answered 200): the request the client would send, as
-it would send it, but during start-up. Only a whole list in one page is handed over; anything else
-(a 401, a ``Link`` to a next page, an error) is left for the client to ask for itself.
+A sync's first tag lists go out the same way (:func:`list_tags`): the request the client would send,
+as it would send it, but during start-up. For a registry ferry holds a credential for, once the
+greeting has found that it asks for none (``/v2/`` answered 200), so that no anonymous listing meets
+its challenge; without a credential, at once, beside the greeting. Only a whole list in one page is
+handed over; anything else (a 401, a ``Link`` to a next page, an error) is left for the client to ask
+for itself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import http.client
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -97,8 +100,9 @@ def round_trip() -> float | None:
 
 
 def list_tags(registry: str, access: Access, repository: str) -> None:
-    """Ask for ``repository``'s tags as soon as the greeting of ``registry`` (started with
-    :func:`greet`) finds that it asks for no credential; for :func:`listing` to hand over."""
+    """Ask for ``repository``'s tags during start-up, for :func:`listing` to hand over: with a
+    credential, once the greeting of ``registry`` (started with :func:`greet`) finds that it asks for
+    none; without one, at once."""
     greeting = started(registry, access)
     key = (*_key(registry, access), repository)
     if greeting is None or key in _listings:
@@ -106,23 +110,32 @@ def list_tags(registry: str, access: Access, repository: str) -> None:
     listing: Future[Listing | None] = Future()
     _listings[key] = listing
 
-    def run(said: Greeting) -> None:
+    def ask(page: Callable[[], Listing | None]) -> None:
+        def run() -> None:
+            try:
+                listing.set_result(page())
+            except Exception:
+                listing.set_result(None)
+
         try:
-            listing.set_result(_tag_page(registry, said, repository))
-        except Exception:
+            threading.Thread(target=run, name=f"ferry tags {repository}", daemon=True).start()
+        except RuntimeError:  # no thread to be had: the client lists it itself
             listing.set_result(None)
 
     def greeted(done: Future[Greeting | None]) -> None:
         said = done.result()
-        try:
-            if said is not None and said.open:
-                threading.Thread(target=run, args=(said,), name=f"ferry tags {repository}", daemon=True).start()
-                return
-        except RuntimeError:  # no thread to be had: the client lists it itself
-            pass
-        listing.set_result(None)
+        if said is not None and said.open:
+            ask(lambda: _tag_page(registry, said, repository))
+        else:
+            listing.set_result(None)
 
-    greeting.add_done_callback(greeted)
+    if access.credential is None:
+        # No credential to wait for the greeting's verdict on: asked beside the greeting, the scheme
+        # chosen as the greeting chooses it (one round trip less before the plan; a 401 is left to the
+        # client, which meets that challenge anyway).
+        ask(lambda: _first_tag_page(registry, access, repository))
+    else:
+        greeting.add_done_callback(greeted)
 
 
 def listing(registry: str, access: Access, repository: str) -> Future[Listing | None] | None:
@@ -131,28 +144,51 @@ def listing(registry: str, access: Access, repository: str) -> Future[Listing | 
     return _listings.pop((*_key(registry, access), repository), None)
 
 
-def _exchange(registry: str, access: Access) -> Greeting | None:
+def _first_answer(registry: str, access: Access, path: str,
+                  limit: int) -> tuple[str, ssl.SSLContext | None, http.client.HTTPResponse, bytes, float] | None:
+    """``GET path`` in the scheme that answers (HTTPS, or plain HTTP when verification is off and HTTPS
+    fails: skopeo's order), with that scheme and context; None when neither answers."""
     if access.plain_http:
-        schemes = ("http",)
+        schemes: tuple[str, ...] = ("http",)
     elif access.tls_verify:
         schemes = ("https",)
-    else:  # skopeo's order with verification off: HTTPS first, plain HTTP when HTTPS fails
+    else:
         schemes = ("https", "http")
     context = _https_context(tls_context(registry, access)) if "https" in schemes else None
     for scheme in schemes:
         try:
-            resp, _body, seconds = _get(scheme, registry, context, "/v2/", _BODY_LIMIT)
+            return (scheme, context, *_get(scheme, registry, context, path, limit))
         except (OSError, http.client.HTTPException):
             continue
-        challenge = resp.getheader("WWW-Authenticate") if resp.status == 401 else None
-        return Greeting(scheme, challenge, seconds, open=resp.status == 200, context=context)
     return None
+
+
+def _exchange(registry: str, access: Access) -> Greeting | None:
+    answer = _first_answer(registry, access, "/v2/", _BODY_LIMIT)
+    if answer is None:
+        return None
+    scheme, context, resp, _body, seconds = answer
+    challenge = resp.getheader("WWW-Authenticate") if resp.status == 401 else None
+    return Greeting(scheme, challenge, seconds, open=resp.status == 200, context=context)
 
 
 def _tag_page(registry: str, said: Greeting, repository: str) -> Listing:
     """``repository``'s tag list, asked for as the client asks for its first page."""
-    path = f"/v2/{repository}/tags/list"
-    resp, body, _seconds = _get(said.scheme, registry, said.context, path, _LIST_LIMIT + 1)
+    resp, body, _seconds = _get(said.scheme, registry, said.context, _tags_path(repository), _LIST_LIMIT + 1)
+    return _listing(resp, body)
+
+
+def _first_tag_page(registry: str, access: Access, repository: str) -> Listing | None:
+    """:func:`_tag_page` without the greeting's scheme: chosen as the greeting chooses it."""
+    answer = _first_answer(registry, access, _tags_path(repository), _LIST_LIMIT + 1)
+    return None if answer is None else _listing(answer[2], answer[3])
+
+
+def _tags_path(repository: str) -> str:
+    return f"/v2/{repository}/tags/list"
+
+
+def _listing(resp: http.client.HTTPResponse, body: bytes) -> Listing:
     whole = resp.status == 200 and resp.getheader("Link") is None and len(body) <= _LIST_LIMIT
     return Listing(resp.status, body if whole else None, resp.getheader("Retry-After"))
 
