@@ -891,7 +891,7 @@ def case_small(b: Bench, *, repos: int = 100, tags: int = 10, with_skopeo: bool 
 
 
 #: Issue 14: many small images within 1.5 × the request-rate limit cold, and nothing to do within 1.3 ×
-#: the floor of one HEAD per tag per side at the registry's measured rate.
+#: (the limit: :func:`bare_copier`'s time for the floor's requests, a HEAD per tag per side on a no-op).
 SMALL_LIMIT_TARGETS = {"small-cold": 1.5, "small-noop": 1.3}
 
 

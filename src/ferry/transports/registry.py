@@ -157,7 +157,9 @@ class RegistryClient:
 
     async def tag_digest(self, repo: str, tag: str) -> str | None:
         """:meth:`head_manifest` of a tag, asking no HEAD for tags the repository's listing lacks."""
-        held = self._held.setdefault(repo, _HeldTags())
+        held = self._held.get(repo)
+        if held is None:
+            held = self._held[repo] = _HeldTags()
         if not await held.may_hold(tag, lambda: self._tags_held(repo)):
             return None
         digest = await self.head_manifest(repo, tag)
