@@ -665,8 +665,12 @@ async def _bare(src: Registry, dst: Registry, imgs: Sequence[Image], concurrency
     return {"requests": requests, "concurrency": concurrency, "seconds": elapsed}
 
 
+#: Requests the bare copier keeps in flight (as many as ferry's default 8 images, one request per side).
+BARE_CONCURRENCY = 16
+
+
 def bare_copier(
-    src: Registry, dst: Registry, imgs: Sequence[Image], *, cold: bool, concurrency: int = 16
+    src: Registry, dst: Registry, imgs: Sequence[Image], *, cold: bool, concurrency: int = BARE_CONCURRENCY
 ) -> dict[str, Any]:
     """The registries' own limit for copying ``imgs`` (``cold``) or finding them all there: a tight aiohttp
     loop asking only the floor's requests of both registries (:func:`_bare`)."""
@@ -882,7 +886,8 @@ def case_small(b: Bench, *, repos: int = 100, tags: int = 10, with_skopeo: bool 
         size = wl.blob_bytes if key == "small-cold" else 0
         res = CaseResult(key, title, len(wl.images), size, samples, comps, "ferry sync", wl.params)
         res.notes.append(f"limit: {floor} requests per image (the least a copier must ask), asked of the same two "
-                         "registries by a tight aiohttp loop (concurrency 16) that verifies and records nothing")
+                         f"registries by a tight aiohttp loop (concurrency {BARE_CONCURRENCY}) that verifies "
+                         "and records nothing")
         f, lim = res.median("ferry sync"), res.median(limit)
         bound = SMALL_LIMIT_TARGETS[key]
         res.targets.append(_target(f"ferry ≤ {bound} × the request-rate limit", f / lim if f and lim else None, bound))

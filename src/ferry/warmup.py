@@ -181,7 +181,10 @@ def _tag_page(registry: str, said: Greeting, repository: str) -> Listing:
 def _first_tag_page(registry: str, access: Access, repository: str) -> Listing | None:
     """:func:`_tag_page` without the greeting's scheme: chosen as the greeting chooses it."""
     answer = _first_answer(registry, access, _tags_path(repository), _LIST_LIMIT + 1)
-    return None if answer is None else _listing(answer[2], answer[3])
+    if answer is None:
+        return None
+    _scheme, _context, resp, body, _seconds = answer
+    return _listing(resp, body)
 
 
 def _tags_path(repository: str) -> str:
