@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import aiohttp
-
+from ferry.aio import aiohttp
 from ferry.errors import ProtocolError
 from ferry.ratelimit import Pacer
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
-
 from ferry.access import Access
+from ferry.aio import aiohttp
 from ferry.auth.challenge import Challenge, TokenCache, parse_challenge
 from ferry.auth.token import basic_authorization, fetch_token
 from ferry.bodies import read_limited

@@ -115,9 +115,12 @@ async def fetch_signatures(base: str, ref: RegistryRef, digest: str) -> list[byt
                 body = _read_file(url)
             else:
                 if session is None:
-                    import aiohttp
+                    from ferry.aio import aiohttp
+                    from ferry.tls import system_context
 
-                    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+                    # A lookaside over HTTPS is verified against the system's CAs.
+                    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=system_context()),
+                                                    timeout=aiohttp.ClientTimeout(total=60))
                 body = await _get(session, url)
             if body is None:
                 return out
@@ -157,8 +160,7 @@ def _read_path(path: Path) -> bytes | None:
 
 
 async def _get(session: Any, url: str) -> bytes | None:
-    import aiohttp
-
+    from ferry.aio import aiohttp
     from ferry.bodies import read_limited
 
     try:

@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-import aiohttp
-
+from ferry.aio import aiohttp
 from ferry.errors import FerryError
 
 log = logging.getLogger("ferry.http")

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ferry.access import Access
 from ferry.tls import tls_context
@@ -196,9 +197,7 @@ def _listing(resp: http.client.HTTPResponse, body: bytes) -> Listing:
     return Listing(resp.status, body if whole else None, resp.getheader("Retry-After"))
 
 
-def _https_context(context: ssl.SSLContext | bool) -> ssl.SSLContext:
-    if context is True:  # the system's CAs
-        return ssl.create_default_context()
+def _https_context(context: ssl.SSLContext | Literal[False]) -> ssl.SSLContext:
     if context is False:  # verification off
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from tests.support.cli import FerryCLI, FerryResult
 from tests.support.gpg import Keyring, make_keyring
 from tests.support.harbor import HarborServer
 from tests.support.harbor_seed import HarborSeeder
+from tests.support.pki import CA
 from tests.support.registry import Registry, start_registry
 from tests.support.skopeo import SkopeoError, inspect_raw, manifest_digest, push_layout, skopeo
 
@@ -107,14 +109,14 @@ def _signed_by(key: Path, identity: dict[str, str] | None = None, **keys: Any) -
 
 
 def _both_copy(s: Signed, tmp_path: Path, policy: Path, source: str, name: str,
-               registries_d: Path | None = None) -> tuple[FerryResult, int]:
-    """ferry's copy and skopeo's (at the same time), with the same policy and registries.d, to two
-    destinations."""
+               registries_d: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[FerryResult, int]:
+    """ferry's copy and skopeo's (at the same time), with the same policy and registries.d (and ``env``), to
+    two destinations."""
     d = str(registries_d or s.registries_d)
-    running = FerryCLI(tmp_path / "cli").start("copy", "--policy", str(policy), "--registries.d", d, *INSECURE,
-                                               source, f"docker://{s.registry.ref(f'ferry/{name}:v1')}")
+    running = FerryCLI(tmp_path / "cli", env).start("copy", "--policy", str(policy), "--registries.d", d, *INSECURE,
+                                                    source, f"docker://{s.registry.ref(f'ferry/{name}:v1')}")
     oracle = s.keyring.skopeo("copy", "--policy", str(policy), "--registries.d", d, "--remove-signatures",
-                              *INSECURE, source, f"docker://{s.registry.ref(f'skopeo/{name}:v1')}")
+                              *INSECURE, source, f"docker://{s.registry.ref(f'skopeo/{name}:v1')}", env=env)
     return running.wait(), oracle.returncode
 
 
@@ -185,22 +187,34 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def test_an_http_lookaside_is_read_until_its_first_404(signed: Signed, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_web_lookaside_is_read_until_its_first_404(signed: Signed, tmp_path: Path, scheme: str) -> None:
+    """Over HTTPS the lookaside is verified against the system's CAs: here the test CA is the whole bundle
+    (``SSL_CERT_FILE``, which OpenSSL and Go both read)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(signed.lookaside)))
+    env = None
+    if scheme == "https":
+        ca = CA.create(tmp_path / "ca")
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(*ca.issue_server_cert())
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        (tmp_path / "no-cert-dir").mkdir()
+        env = {"SSL_CERT_FILE": str(ca.cert_path), "SSL_CERT_DIR": str(tmp_path / "no-cert-dir")}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         registries_d = tmp_path / "registries.d"
         registries_d.mkdir()
         (registries_d / "web.yaml").write_text(  # a per-namespace entry, with the older key name
-            f"docker:\n  {signed.host}/signed:\n    sigstore: http://127.0.0.1:{server.server_address[1]}\n")
+            f"docker:\n  {signed.host}/signed:\n    sigstore: {scheme}://127.0.0.1:{server.server_address[1]}\n")
         policy = _policy(tmp_path / "policy.json", "docker", "", _signed_by(signed.signer_key))
         r, skopeo_rc = _both_copy(signed, tmp_path, policy, f"docker://{signed.registry.ref('signed/app:v1')}",
-                                  "http", registries_d)
-        _accepted(signed, r, skopeo_rc, "http")
+                                  scheme, registries_d, env)
+        _accepted(signed, r, skopeo_rc, scheme)
         r, skopeo_rc = _both_copy(signed, tmp_path, policy, f"docker://{signed.registry.ref('signed/plain:v1')}",
-                                  "http-unsigned", registries_d)
-        _refused(signed, r, skopeo_rc, "http-unsigned", "no signature found", f"127.0.0.1:{server.server_address[1]}")
+                                  f"{scheme}-unsigned", registries_d, env)
+        _refused(signed, r, skopeo_rc, f"{scheme}-unsigned", "no signature found",
+                 f"127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()

@@ -6,6 +6,7 @@ verification gives a clear error.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,32 @@ def test_cert_dirs_make_tls_work(tls_registry: Registry, layout: im.Layout, cli:
     ])
     assert ok(with_ca).stdout == ok(unverified).stdout == layout.manifest_bytes(digest)
     assert all(r.path.startswith("/v2/") for r in tls_registry.requests())  # HTTPS only: the log is the TLS server's
+
+
+
+def test_the_systems_cas_verify_when_no_cert_dir_is_named(tls_registry: Registry, ca: CA, layout: im.Layout,
+                                                         cli: FerryCLI, tmp_path: Path) -> None:
+    """Without a cert dir, a registry is verified against the system's CAs: here the test CA is the whole
+    system bundle (``SSL_CERT_FILE``, which OpenSSL reads; no ``SSL_CERT_DIR``). The contexts aiohttp
+    builds at import hold no CA in ferry (ferry.aio), so these work only through ferry's own."""
+    digest = im.oci_image(layout, "img", seed=5)
+    push_layout(layout.path, "img", tls_registry.ref("secure/app:v1"), cert_dir=tls_registry.cert_dir)
+    (tmp_path / "no-cert-dir").mkdir()
+    system = {"SSL_CERT_FILE": str(ca.cert_path), "SSL_CERT_DIR": str(tmp_path / "no-cert-dir")}
+    copy, tags = cli.run_many([
+        ["copy", f"docker://{tls_registry.ref('secure/app:v1')}", f"docker://{tls_registry.ref('secure/copy:v1')}"],
+        ["list-tags", f"docker://{tls_registry.ref('secure/app')}"],
+    ], env=system)
+    ok(copy)
+    assert inspect_raw(tls_registry.ref("secure/copy:v1"), cert_dir=tls_registry.cert_dir) == \
+        layout.manifest_bytes(digest)
+    assert json.loads(ok(tags).stdout)["Tags"] == ["v1"]
+    sync = ok(cli.run("sync", "--src", "docker", "--dest", "docker", tls_registry.ref("secure/app"),
+                      tls_registry.ref("synced"), env=system))
+    assert "Traceback" not in sync.stderr
+    assert inspect_raw(tls_registry.ref("synced/secure/app:v1"), cert_dir=tls_registry.cert_dir) == \
+        layout.manifest_bytes(digest)
+    assert all(r.path.startswith("/v2/") for r in tls_registry.requests())  # HTTPS only
 
 
 def test_mutual_tls(mtls_registry: Registry, ca: CA, layout: im.Layout, cli: FerryCLI, tmp_path: Path) -> None:

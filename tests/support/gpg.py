@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,9 @@ class Keyring:
     def env(self) -> dict[str, str]:
         return {"GNUPGHOME": str(self.home)}
 
-    def skopeo(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def skopeo(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["skopeo", *args], env={"PATH": "/usr/bin:/bin", "GNUPGHOME": str(self.home),
-                                                      "HOME": str(self.home)},
+                                                      "HOME": str(self.home), **(env or {})},
                               capture_output=True, text=True, check=False, timeout=120)
 
     def export(self, fingerprint: str, path: Path) -> Path:

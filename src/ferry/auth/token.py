@@ -13,9 +13,8 @@ import logging
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
-
 from ferry.access import Credential
+from ferry.aio import aiohttp
 from ferry.auth.challenge import Challenge
 from ferry.bodies import read_limited
 from ferry.errors import AuthError, FerryError, NetworkError, ProtocolError
