@@ -26,8 +26,8 @@ from ferry.digests import Packed
 from ferry.harbor.client import HarborAPI, User
 from ferry.harbor.destination import PUSH_ROLES, Quota, immutable_tags, project_quota, project_roles
 from ferry.harbor.system import is_read_only
-from ferry.plan.inventory import Expected, MigrationPlan
-from ferry.plan.model import Job
+from ferry.plan.inventory import MigrationPlan
+from ferry.plan.model import Expected, Job
 from ferry.refs import RegistryRef
 
 

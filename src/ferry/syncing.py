@@ -16,8 +16,7 @@ from ferry.errors import FerryError
 from ferry.journal import JobRecord, JobStatus, Journal
 from ferry.media import filter_platforms
 from ferry.plan.expand import check_plan, expand
-from ferry.plan.inventory import Expected
-from ferry.plan.model import Job, PlatformFilter, Rule
+from ferry.plan.model import Expected, Job, PlatformFilter, Rule
 from ferry.refs import RegistryRef
 from ferry.verify import verify
 

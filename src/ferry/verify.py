@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ferry.concurrency import bounded_map
 from ferry.connect import Connections
 from ferry.errors import FerryError
-from ferry.plan.inventory import Expected
+from ferry.plan.model import Expected
 from ferry.refs import RegistryRef
 
 

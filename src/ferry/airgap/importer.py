@@ -28,8 +28,8 @@ from ferry.harbor.projects import Project
 from ferry.harbor.secrets import load_robot_secrets
 from ferry.journal import Journal
 from ferry.migration import Endpoint, Migration, MigrationOptions, MigrationOutcome, connections_for
-from ferry.plan.inventory import Expected, MigrationPlan
-from ferry.plan.model import Job
+from ferry.plan.inventory import MigrationPlan
+from ferry.plan.model import Expected, Job
 from ferry.plan.shard import runs_whole_project_work
 from ferry.refs import PathRef, RegistryRef
 

@@ -14,7 +14,8 @@ from ferry.concurrency import bounded_map
 from ferry.harbor.artifacts import Artifact, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import list_projects
-from ferry.plan.inventory import Expected, HarborListing, MigrationPlan, Selection
+from ferry.plan.inventory import HarborListing, MigrationPlan, Selection
+from ferry.plan.model import Expected
 from ferry.refs import RegistryRef
 
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ferry.errors import ConfigError, FerryError, UsageError
 from ferry.plan.model import Job, Route, Rule
-from ferry.plan.semver import Constraint, SemverError, parse_constraint
 from ferry.refs import ImageRef, RegistryRef, is_tag
+
+if TYPE_CHECKING:
+    from ferry.plan.semver import Constraint
 
 __all__ = ["ListTags", "check_plan", "expand"]
 
@@ -58,6 +61,8 @@ def _check_rule(rule: Rule) -> Constraint | None:
         raise ConfigError(f"{origin}: a tag suffix cannot apply to images selected by digest")
     if rule.select.semver is None:
         return None
+    from ferry.plan.semver import SemverError, parse_constraint  # only semver rules need it (6 ms to import)
+
     try:
         return parse_constraint(rule.select.semver)
     except SemverError as err:

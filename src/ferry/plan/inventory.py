@@ -13,7 +13,7 @@ from ferry.errors import UsageError
 from ferry.harbor.artifacts import Artifact, ArtifactList, accessory_digests, list_artifacts, list_repositories
 from ferry.harbor.client import HarborAPI
 from ferry.harbor.projects import Project, list_projects
-from ferry.plan.model import Job, Route
+from ferry.plan.model import Expected, Job, Route
 from ferry.refs import RegistryRef
 from ferry.transports.registry import RegistryClient
 
@@ -60,11 +60,6 @@ def parse_maps(values: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"invalid --map {v!r}", hint="expected SRC_PROJECT=DST_PROJECT")
         out[src] = dst
     return out
-
-
-#: One thing verification checks: the destination ref must hold ``digest`` (None: what the source holds).
-#: A planned job is its own entry (``Job.project`` is its origin): no second object per tag.
-Expected = Job
 
 
 class ArtifactIndex(Mapping[tuple[str, str], Artifact]):

@@ -13,12 +13,15 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ferry.errors import UsageError
-from ferry.plan.inventory import Expected, MigrationPlan
-from ferry.plan.model import Job
+from ferry.plan.model import Expected, Job
 from ferry.refs import parse_repository
 from ferry.syncing import SyncPlan
+
+if TYPE_CHECKING:  # a sync never builds a migration's plan: its inventory (Harbor's client) stays unloaded
+    from ferry.plan.inventory import MigrationPlan
 
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by a Kubernetes Indexed Job in every pod
 
