@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from ferry.errors import UsageError
 from ferry.harbor.projects import Project
-from ferry.plan.inventory import Expected, MigrationPlan
-from ferry.plan.model import Job
+from ferry.plan.inventory import MigrationPlan
+from ferry.plan.model import Expected, Job
 from ferry.plan.shard import Shard, parse_shard, select_jobs, select_plan, shard_of
 from ferry.refs import RegistryRef
 

@@ -129,10 +129,10 @@ class Job:
         return f"Job({self.source!r}, {self.destination!r}, origin={self.origin!r}, digest={self.digest!r})"
 
 
-
 #: One thing verification checks: the destination ref must hold ``digest`` (None: what the source holds).
 #: A planned job is its own entry (``Job.project`` is its origin): no second object per tag.
 Expected = Job
+
 
 def _parts(ref: ImageRef, name: str | None) -> tuple[ImageRef, str]:
     if name is not None:
