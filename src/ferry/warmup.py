@@ -25,12 +25,13 @@ import http.client
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ferry.access import Access
+from ferry.access import Access, AccessMap
+from ferry.refs import ImageRef, RegistryRef
 from ferry.tls import tls_context
 
 USER_AGENT = "ferry"
@@ -87,6 +88,16 @@ def greet(registry: str, access: Access) -> None:
             answer.set_result(None)
 
     threading.Thread(target=run, name=f"ferry greet {registry}", daemon=True).start()
+
+
+def greet_refs(amap: AccessMap, refs: Iterable[ImageRef]) -> None:
+    """Greet the registry of each registry reference in ``refs``, once per registry, with the TLS
+    settings ``amap`` gives its first reference."""
+    seen: set[str] = set()
+    for ref in refs:
+        if isinstance(ref, RegistryRef) and ref.registry not in seen:
+            seen.add(ref.registry)
+            greet(ref.registry, amap.for_ref(ref))
 
 
 def started(registry: str, access: Access) -> Future[Greeting | None] | None:

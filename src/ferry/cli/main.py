@@ -77,6 +77,9 @@ def _no_collections_at_exit() -> None:
 
 def _run(args: list[str]) -> None:
     _no_collections_at_exit()
+    from ferry.cli import early
+
+    early.greet(args)  # while typer and the command's modules are imported
     import typer
     import typer.main
 

@@ -172,11 +172,7 @@ def greet(amap: AccessMap, max_requests: str | None, refs: Iterable[ImageRef]) -
         return
     from ferry import warmup
 
-    seen: set[str] = set()
-    for ref in refs:
-        if isinstance(ref, RegistryRef) and ref.registry not in seen:
-            seen.add(ref.registry)
-            warmup.greet(ref.registry, amap.for_ref(ref))
+    warmup.greet_refs(amap, refs)
 
 
 def access_map(*pairs: tuple[ImageRef, Side]) -> AccessMap:
