@@ -15,7 +15,7 @@ from ferry.cli.main import run
 try:
     run()
 finally:
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"aiohttp", "typer", "click", "rich", "pydantic"})
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & {"aiohttp", "typer", "click", "rich", "pydantic", "yaml"})
     print("loaded:", ",".join(loaded))
 """
 
@@ -71,8 +71,8 @@ def test_sync_help_imports_its_own_module_and_not_migrate() -> None:
 
 def test_a_sync_of_well_formed_rules_files_imports_no_pydantic() -> None:
     """Plainly well-formed rules are read without their pydantic models (ferry.plan.plain_rules); a file
-    the quick reading does not vouch for still gets the models' precise message. The rules list no image,
-    so nothing is sent."""
+    the quick reading does not vouch for still gets the models' precise message. image-syncer's JSON
+    files are read without PyYAML. The rules list no image, so nothing is sent."""
     import tempfile
     from pathlib import Path
 
@@ -83,12 +83,13 @@ def test_a_sync_of_well_formed_rules_files_imports_no_pydantic() -> None:
         (d / "images.json").write_text("{}")
         (d / "auth.json").write_text('{"reg.example": {"username": "u", "password": "p", "insecure": true}}')
         (d / "bad.yaml").write_text('reg.example:\n  tls-verify: "yes"\n  images: {}\n')
-        for args in (["--src", "yaml", "--dest", "docker", str(d / "sync.yaml"), "dst.example"],
-                     ["--images", str(d / "images.json"), "--auth", str(d / "auth.json")]):
+        for args, yaml in ((["--src", "yaml", "--dest", "docker", str(d / "sync.yaml"), "dst.example"], True),
+                           (["--images", str(d / "images.json"), "--auth", str(d / "auth.json")], False)):
             done = _ferry("sync", "--quiet", "--journal", str(d / "journal"), *args)
             assert done.returncode == 0, done.stderr
             loaded = done.stdout.splitlines()[-1]
             assert loaded.startswith("loaded: aiohttp") and "pydantic" not in loaded, done.stdout
+            assert ("yaml" in loaded.split(": ")[1].split(",")) is yaml, done.stdout
         done = _ferry("sync", "--quiet", "--src", "yaml", "--dest", "docker", str(d / "bad.yaml"), "dst.example")
         assert done.returncode == 2, done.stderr
         assert f'ferry: {d / "bad.yaml"}:1: key "reg.example": "tls-verify" must be true or false' in done.stderr

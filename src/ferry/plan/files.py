@@ -27,9 +27,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from ferry.errors import ConfigError, UsageError
+from ferry.plan.ystr import YStr
 from ferry.refs import DEFAULT_REGISTRY, RegistryRef, parse_docker_ref
 
 if TYPE_CHECKING:
@@ -61,13 +60,6 @@ class Format(StrEnum):
     JSON = "json"
     YAML = "yaml"
     AUTO = "auto"  # by extension (.json/.yaml/.yml), else by the first significant character
-
-
-class YStr(str):
-    """A string read from YAML: ``line`` is 1-based; ``plain`` is False when it was quoted."""
-
-    line: int | None = None
-    plain: bool = False
 
 
 def line_of(value: object) -> int | None:
@@ -133,7 +125,9 @@ def read_document(path: str | Path, *, fmt: Format = Format.AUTO, expected: str)
             raise ConfigError(f"{name}: the file is empty; expected {expected}")
         data = _parse_json(name, stripped)
     else:
-        data = _parse_yaml(name, text)
+        from ferry.plan import yaml_text  # PyYAML (~17 ms): not for the JSON files image-syncer writes
+
+        data = yaml_text.parse(name, text)
         if data is None:
             raise ConfigError(f"{name}: the file is empty; expected {expected}")
     return Document(name, data, fmt)
@@ -212,86 +206,12 @@ def _parse_json(name: str, text: str) -> Any:
         raise ConfigError(f"{name}: invalid JSON: nested too deeply") from None
 
 
-# YAML: keep scalars as text (see the module docstring).
+# YAML booleans: a plain scalar of these counts as one where a boolean is expected (:func:`expect_bool`).
 
 _YAML_BOOLS = {
     **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"), True),
     **dict.fromkeys(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"), False),
 }
-
-
-class _StructureError(yaml.constructor.ConstructorError):
-    """A well-formed document whose mapping breaks a rule of ours (duplicate or unhashable key)."""
-
-
-class _TextLoader(yaml.SafeLoader):
-    """SafeLoader whose plain scalars resolve to strings (or None), never to numbers/dates/bools."""
-
-
-_TextLoader.yaml_implicit_resolvers = {}
-_TextLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
-_TextLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
-
-
-def _construct_text(loader: yaml.SafeLoader, node: yaml.Node) -> YStr:
-    value = YStr(loader.construct_scalar(node))  # type: ignore[arg-type]
-    value.line = node.start_mark.line + 1
-    value.plain = node.style is None
-    return value
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise _StructureError(
-                None, None, "a mapping key must be a plain value, not a list or mapping", key_node.start_mark
-            ) from None
-        if key in result:
-            raise _StructureError(
-                None, None, f"key {json.dumps(str(key), ensure_ascii=False)} appears twice", key_node.start_mark
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
-_TextLoader.add_constructor("tag:yaml.org,2002:str", _construct_text)
-_TextLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def _parse_yaml(name: str, text: str) -> Any:
-    try:
-        documents = list(yaml.load_all(text, Loader=_TextLoader))  # a SafeLoader subclass
-    except _StructureError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else None
-        raise ConfigError(f"{describe(name, line=line)}: {err.problem}") from None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        if mark is None:
-            raise ConfigError(f"{name}: invalid YAML: {err.problem or err}") from None
-        line_text = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
-        indent = line_text[: len(line_text) - len(line_text.lstrip(" \t"))]
-        if "\t" in indent or "tab" in (err.problem or ""):
-            raise ConfigError(
-                f"{name}:{mark.line + 1}: a tab character indents this line; YAML indents with spaces only"
-            ) from None
-        problem = err.problem or "syntax error"
-        raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}") from None
-    except yaml.reader.ReaderError as err:
-        line = text.count("\n", 0, err.position) + 1
-        char = err.character if isinstance(err.character, int) else ord(err.character)
-        raise ConfigError(f"{name}:{line}: invalid YAML: the character U+{char:04X} is not allowed") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{name}: invalid YAML: {' '.join(str(err).split())}") from None
-    except RecursionError:
-        raise ConfigError(f"{name}: invalid YAML: nested too deeply") from None
-    if len(documents) > 1:
-        raise ConfigError(f"{name}: holds {len(documents)} YAML documents (separated by ---); expected one")
-    return documents[0] if documents else None
 
 
 # --------------------------------------------------------------------------------------------------
