@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from ferry import media
 from ferry.auth import credentials
 from ferry.auth.challenge import Challenge, parse_challenge
+from ferry.cli.argv import parse_bool
 from ferry.cli.main import run
-from ferry.cli.options import parse_bool
 from ferry.errors import FerryError
 from ferry.journal import Journal
 from ferry.migration import Endpoint

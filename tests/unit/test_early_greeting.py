@@ -9,6 +9,7 @@ import pytest
 from ferry import warmup
 from ferry.access import Access
 from ferry.cli import early
+from ferry.cli.argv import normalize_argv
 
 Greeted = list[tuple[str, bool, str | None]]
 
@@ -48,7 +49,7 @@ SRC, DST = "docker://127.0.0.1:5000/team/app:v1", "docker://127.0.0.1:6000/copy/
         "inspect", "list-tags", "delete"])
 def test_the_glance_greets_the_registries_with_the_flags_the_command_reads(
         greeted: Greeted, args: list[str], expected: Greeted) -> None:
-    early.greet(args)
+    early.greet(normalize_argv(args))  # as ferry.cli.main hands them over
     assert greeted == expected
 
 
@@ -65,7 +66,7 @@ def test_the_glance_greets_the_registries_with_the_flags_the_command_reads(
     [],
 ], ids=["max-requests", "help", "valued-global", "ambiguous", "too-few", "bad-bool", "bad-ref", "sync", "bare", "none"])
 def test_the_glance_leaves_the_greeting_to_the_command_when_unsure(greeted: Greeted, args: list[str]) -> None:
-    early.greet(args)
+    early.greet(normalize_argv(args))  # as ferry.cli.main hands them over
     assert greeted == []
 
 

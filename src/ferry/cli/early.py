@@ -15,6 +15,7 @@ option before the command that may take a value, more or fewer references than t
 from __future__ import annotations
 
 from ferry.access import Access, AccessMap
+from ferry.cli.argv import parse_bool
 from ferry.errors import UsageError
 from ferry.refs import TRANSPORTS, ImageRef, RegistryRef, parse_image_ref
 
@@ -24,11 +25,11 @@ SIDES = {"copy": ("src-", "dest-"), "inspect": ("",), "list-tags": ("",), "delet
 LEADING_FLAGS = frozenset({"--debug", "--insecure-policy"})
 #: Arguments after which the command sends no greeting, or nothing at all.
 _NO_GREETING = frozenset({"--max-requests", "--help", "-h", "--"})
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def greet(args: list[str]) -> None:
-    """Greet the registries ``args`` (the command line after ``ferry``) name, when they plainly do."""
+    """Greet the registries ``args`` (the command line after ``ferry``, as :func:`ferry.cli.argv.normalize_argv`
+    gives it) name, when they plainly do."""
     at = 0
     while at < len(args) and args[at] in LEADING_FLAGS:
         at += 1
@@ -42,31 +43,27 @@ def greet(args: list[str]) -> None:
     amap = AccessMap()
     refs: list[ImageRef] = []
     for text, prefix in zip(texts, prefixes, strict=True):
-        verify = _value(rest, f"--{prefix}tls-verify", "true").lower()
-        if verify not in _TRUE + _FALSE:
-            return
+        flag = f"--{prefix}tls-verify"
+        value = _value(rest, flag)
         try:
+            verify = True if value is None else parse_bool(value, flag)
             ref = parse_image_ref(text)
         except UsageError:
             return
         refs.append(ref)
         if isinstance(ref, RegistryRef):
-            amap.add(ref, Access(tls_verify=verify in _TRUE,
-                                 cert_dir=_value(rest, f"--{prefix}cert-dir", None)))
+            amap.add(ref, Access(tls_verify=verify, cert_dir=_value(rest, f"--{prefix}cert-dir")))
     from ferry import warmup
 
     warmup.greet_refs(amap, refs)
 
 
-def _value(args: list[str], flag: str, default: str | None) -> str | None:
-    """The last value ``flag`` is given (``--flag=V`` or ``--flag V``; ``--flag`` alone is true when the
-    flag is a valued boolean, as :func:`ferry.cli.options.normalize_argv` reads it)."""
-    value = default
+def _value(args: list[str], flag: str) -> str | None:
+    """The last value ``flag`` is given, as ``--flag=V`` or ``--flag V``."""
+    value = None
     for i, arg in enumerate(args):
         if arg.startswith(f"{flag}="):
             value = arg[len(flag) + 1:]
-        elif arg == flag:
-            nxt = args[i + 1] if i + 1 < len(args) else ""
-            boolean = flag.endswith("tls-verify")
-            value = nxt if not boolean or nxt.lower() in ("true", "false") else "true"
+        elif arg == flag and i + 1 < len(args):
+            value = args[i + 1]
     return value

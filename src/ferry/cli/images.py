@@ -13,8 +13,9 @@ from ferry.access import Access, Credential
 from ferry.auth import credentials
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
+from ferry.cli.argv import parse_bool
 from ferry.cli.lookaside import warn_uncopied_signatures
-from ferry.cli.options import access_map, greet, parse_bool, rate_limits, side, warn_argv_password
+from ferry.cli.options import access_map, greet, rate_limits, side, warn_argv_password
 from ferry.errors import NotFoundError, UsageError
 from ferry.media import manifest_digest, parse_platform, schema1_config, select_platform
 from ferry.refs import RegistryRef, parse_docker_ref, parse_image_ref

@@ -78,17 +78,18 @@ def _no_collections_at_exit() -> None:
 def _run(args: list[str]) -> None:
     _no_collections_at_exit()
     from ferry.cli import early
+    from ferry.cli.argv import normalize_argv
 
+    args = normalize_argv(args)
     early.greet(args)  # while typer and the command's modules are imported
     import typer
     import typer.main
 
     from ferry.cli import images  # noqa: F401  (its commands register themselves on ``app``)
     from ferry.cli.app import app, debug_enabled
-    from ferry.cli.options import command_index, hoist_global_options, normalize_argv
+    from ferry.cli.options import command_index, hoist_global_options
     from ferry.errors import FerryError, Interrupted
 
-    args = normalize_argv(args)
     try:
         at = command_index(args, typer.main.get_command(app))
         if at is not None or not {"--version", "-v"} & set(args):  # help lists every command; --version none

@@ -11,27 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from ferry.access import AccessMap
 from ferry.auth.side import Side
+from ferry.cli.argv import parse_bool
 from ferry.errors import UsageError
 from ferry.refs import ImageRef, RegistryRef
 
 if TYPE_CHECKING:
     from ferry.ratelimit import RateLimits
-
-#: skopeo accepts ``--tls-verify`` alone and ``--tls-verify=false``; click flags take no value,
-#: so these are string options and a bare flag is rewritten to ``=true`` before parsing.
-VALUED_BOOL_FLAGS = ("--tls-verify", "--src-tls-verify", "--dest-tls-verify")
-
-
-def normalize_argv(argv: list[str]) -> list[str]:
-    out = []
-    for i, arg in enumerate(argv):
-        nxt = argv[i + 1] if i + 1 < len(argv) else ""
-        if arg in VALUED_BOOL_FLAGS and nxt.lower() not in ("true", "false"):
-            out.append(f"{arg}=true")
-        else:
-            out.append(arg)
-    return out
-
 
 def _valued_options(params: Sequence[Any]) -> tuple[set[str], set[str]]:
     """Option strings of a click command that take a value, and those that do not."""
@@ -139,15 +124,6 @@ def rate_limits(max_bandwidth: str | None, max_requests: str | None, *, pace_upl
         requests=parse_rate(max_requests, "--max-requests", unit="") if max_requests is not None else None,
         pace_uploads=pace_uploads,
     )
-
-
-def parse_bool(value: str, flag: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise UsageError(f"{flag} takes true or false, not {value!r}")
 
 
 def warn_argv_password(flag: str) -> None:

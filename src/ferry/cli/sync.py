@@ -10,8 +10,9 @@ import typer
 
 from ferry.cli import params as p
 from ferry.cli.app import app, run_async, state
+from ferry.cli.argv import parse_bool
 from ferry.cli.lookaside import warn_uncopied_signatures
-from ferry.cli.options import greet, parse_bool, rate_limits, side
+from ferry.cli.options import greet, rate_limits, side
 from ferry.errors import RunFailedError, UsageError
 from ferry.plan import skopeo_sync
 from ferry.plan.model import PlatformFilter, Rule
