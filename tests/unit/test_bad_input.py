@@ -11,6 +11,7 @@ through the real CLI (in process: ``ferry.cli.main.run``).
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import tempfile
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from ferry import media
 from ferry.auth import credentials
 from ferry.auth.challenge import Challenge, parse_challenge
+from ferry.cli import collector
 from ferry.cli.argv import parse_bool
 from ferry.cli.main import run
 from ferry.errors import FerryError
@@ -208,8 +210,12 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(cwd / "home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(cwd / "state"))
-    with pytest.raises(SystemExit) as exit_info:
-        run(argv)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run(argv)
+    finally:  # the collector as the test process had it (run defers collections for its start-up)
+        collector.resume()
+        gc.unfreeze()
     out, err = capsys.readouterr()
     return int(exit_info.value.code or 0), out, err
 

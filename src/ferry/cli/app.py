@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import typer
 
 from ferry import __version__
+from ferry.cli import collector
 from ferry.cli.options import parse_duration
 from ferry.cli.trust import TrustPolicy
 from ferry.errors import NetworkError, UsageError
@@ -129,6 +130,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     the ``ferry:`` line by :func:`ferry.cli.main.run`."""
     import asyncio  # not at the top: a command greets its registries first (ferry.warmup)
 
+    collector.resume()
     result: list[T] = []
 
     async def main() -> None:

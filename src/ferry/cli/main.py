@@ -77,6 +77,9 @@ def _no_collections_at_exit() -> None:
 
 def _run(args: list[str]) -> None:
     _no_collections_at_exit()
+    from ferry.cli import collector
+
+    collector.defer()  # until the command's work starts (run_async)
     from ferry.cli import early
     from ferry.cli.argv import normalize_argv
 
