@@ -4,8 +4,6 @@ typer and the commands are imported only past the ``--version`` fast path (see :
 
 from __future__ import annotations
 
-import atexit
-import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -65,20 +63,10 @@ def run(argv: list[str] | None = None) -> None:
     _run(args)
 
 
-def _no_collections_at_exit() -> None:
-    """Freeze the heap at exit (``gc.freeze`` from ``atexit``), before the interpreter's own last
-    collections, which traverse every object the run made: ~40 ms of a no-op sync's 0.4 CPU-s, more
-    for a million-tag plan. Nothing of a command waits for a collection at exit (journal, report and
-    log are closed by the command; the standard streams are flushed by the interpreter, and atexit
-    handlers still run)."""
-    atexit.unregister(gc.freeze)  # once, however many runs a process makes
-    atexit.register(gc.freeze)
-
-
 def _run(args: list[str]) -> None:
-    _no_collections_at_exit()
     from ferry.cli import collector
 
+    collector.skip_at_exit()
     collector.defer()  # until the command's work starts (run_async)
     from ferry.cli import early
     from ferry.cli.argv import normalize_argv
