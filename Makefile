@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := docker-registry skopeo gnupg podman
+APT_PACKAGES := docker-registry skopeo gnupg podman python3-venv
 
 .PHONY: setup system-deps demo test lint bench bench-quick clean
 
